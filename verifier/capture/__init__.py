@@ -1,0 +1,1 @@
+"""Capture stage: live sniffing per interface, pcap writing and reading, pure counting."""

@@ -1,0 +1,234 @@
+"""Lab lifecycle: `up` (idempotent: no-op when healthy, else a clean rebuild), `down`, `status`.
+
+All state lives in one directory (spec.STATE_DIR, /run/verify-path-lab by default). `down` works
+from whatever is there, even after `up` was killed midway: it ends the processes that belong to
+the lab (inside its namespaces, or naming its state directory), deletes the namespaces and hosts
+files, removes mountpoints the lab created, then the state directory. Each step runs even if an
+earlier one failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from verifier.errors import EnvironmentProblem, UsageError
+from verifier.lab import daemon, guest, network, spec
+from verifier.lab.system import netns_list, netns_pids, require_netns, require_root, require_tools
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    guest_data_mib: int = spec.DEFAULT_GUEST_DATA_MIB
+    migration_hosts: tuple[tuple[str, str], ...] = ()  # (node, host)
+
+    def migration_host(self, node: str) -> str | None:
+        return dict(self.migration_hosts).get(node)
+
+
+def _state_file(state_dir: Path) -> Path:
+    return state_dir / "lab.json"
+
+
+def read_state(state_dir: Path = spec.STATE_DIR) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_file(state_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
+    tmp = _state_file(state_dir).with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, _state_file(state_dir))
+
+
+def validate(options: LabOptions) -> None:
+    if not 0 <= options.guest_data_mib <= spec.GUEST_DATA_MAX_MIB:
+        raise UsageError(
+            f"--guest-data must be 0..{spec.GUEST_DATA_MAX_MIB} MiB, got {options.guest_data_mib}",
+            hint="pick a size that fits the guest's RAM",
+        )
+    for node, host in options.migration_hosts:
+        if node not in spec.NODES:
+            raise UsageError(
+                f"--migration-host names unknown node {node!r}", hint=f"use one of {', '.join(spec.NODES)}"
+            )
+        if not host or not all(c.isalnum() or c in "-._:" for c in host):
+            raise UsageError(f"--migration-host value {host!r} is not a host name or address")
+
+
+def up(options: LabOptions, state_dir: Path = spec.STATE_DIR, progress: Progress = print) -> str:
+    """Bring the lab up; return "already up" or "built"."""
+    validate(options)
+    require_root()
+    require_tools()
+    require_netns()
+    state = read_state(state_dir)
+    if state and state.get("phase") == "up" and state.get("options") == _options_json(options) and healthy(state_dir):
+        progress("lab already up with these options; nothing to do")
+        return "already up"
+    if state or state_dir.exists() or set(spec.NODES) & set(netns_list()):
+        progress("removing the previous lab first")
+        down(state_dir, progress=lambda _m: None)
+    try:
+        _build(options, state_dir, progress)
+    except BaseException:
+        progress("lab up failed; removing what was built")
+        down(state_dir, progress=lambda _m: None)
+        raise
+    return "built"
+
+
+def _options_json(options: LabOptions) -> dict[str, Any]:
+    return json.loads(json.dumps(asdict(options)))
+
+
+def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+    state: dict[str, Any] = {
+        "phase": "building",
+        "options": _options_json(options),
+        "pids": {},
+        "created_dirs": [],
+        "started": time.time(),
+    }
+    # Record the mountpoints before creating them, so a crash right after still removes them.
+    created = daemon.missing_mountpoints()
+    state["created_dirs"] = [str(p) for p in created]
+    _write_state(state_dir, state)
+    for path in created:
+        path.mkdir(parents=True, exist_ok=True)
+
+    progress("creating namespaces node1, node2 and links br0/eth0, ring1, san0, san1")
+    network.build()
+    data_file = None
+    if options.guest_data_mib:
+        progress(f"writing {options.guest_data_mib} MiB of random guest data")
+        data_file = state_dir / "guest-data.bin"
+        guest.write_data_file(data_file, options.guest_data_mib)
+    for node in spec.NODES:
+        daemon.write_config(node, state_dir, options.migration_host(node))
+        pid = daemon.start(node, state_dir)
+        state["pids"][node] = pid
+        _write_state(state_dir, state)
+    for node in spec.NODES:
+        progress(f"waiting for libvirtd on {node}")
+        daemon.wait_ready(node, state_dir, state["pids"][node])
+    progress(f"defining and starting {spec.GUEST} on node1")
+    guest.define_and_start(spec.socket_uri("node1", state_dir), guest.domain_xml(spec.GUEST, data_file))
+    state["phase"] = "up"
+    _write_state(state_dir, state)
+    progress("lab is up: " + ", ".join(f"{n} {spec.libvirt_uri(n)}" for n in spec.NODES))
+
+
+def healthy(state_dir: Path = spec.STATE_DIR) -> bool:
+    state = read_state(state_dir)
+    if not state or state.get("phase") != "up":
+        return False
+    if not set(spec.NODES) <= set(netns_list()):
+        return False
+    return all(daemon.alive(int(state["pids"].get(n, 0) or 0)) for n in spec.NODES)
+
+
+def lab_pids(state_dir: Path) -> list[int]:
+    """Processes that belong to the lab: inside its namespaces, or naming its state directory."""
+    pids: set[int] = set()
+    present = set(netns_list())
+    for node in spec.NODES:
+        if node in present:
+            pids.update(netns_pids(node))
+    marker = str(state_dir).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.add(int(entry.name))
+    pids.discard(os.getpid())
+    return sorted(pids)
+
+
+def down(state_dir: Path = spec.STATE_DIR, progress: Progress = print) -> list[str]:
+    """Remove everything the lab made; return problems that remain (empty means clean)."""
+    require_root()
+    problems: list[str] = []
+    state = read_state(state_dir) or {}
+    pids = lab_pids(state_dir)
+    if pids:
+        progress(f"stopping {len(pids)} lab process(es)")
+        stuck = daemon.stop_pids(pids)
+        problems += [f"process {p} would not exit" for p in stuck]
+    progress("deleting namespaces and hosts files")
+    problems += network.remove()
+    for path in reversed(state.get("created_dirs", [])):
+        try:
+            Path(path).rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            problems.append(f"could not remove {path}: {exc.strerror}")
+    if state_dir.exists():
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if state_dir.exists():
+            problems.append(f"could not remove {state_dir}")
+    progress("lab is down" if not problems else "lab down left: " + "; ".join(problems))
+    return problems
+
+
+def status(state_dir: Path = spec.STATE_DIR) -> dict[str, Any]:
+    """What exists now: nodes, links, addresses, daemons and where the guest runs."""
+    from verifier import topology
+
+    state = read_state(state_dir) or {}
+    present = set(netns_list())
+    nodes = []
+    for node in spec.NODES:
+        entry: dict[str, Any] = {"name": node, "netns": node in present, "uri": spec.libvirt_uri(node)}
+        if node in present:
+            topo = topology.discover(netns=node)
+            entry["links"] = [
+                {
+                    "name": i.name,
+                    "kind": i.kind,
+                    "master": i.master,
+                    "state": i.operstate,
+                    "addresses": [a for a in i.addresses if not a.startswith("fe80")],
+                    "mtu": i.mtu,
+                }
+                for i in topo.interfaces
+                if i.kind != "loopback"
+            ]
+        pid = int(state.get("pids", {}).get(node, 0) or 0)
+        entry["libvirtd"] = {"pid": pid or None, "running": bool(pid) and daemon.alive(pid)}
+        nodes.append(entry)
+    running = {n["name"]: spec.socket_uri(n["name"], state_dir) for n in nodes if n["libvirtd"]["running"]}
+    return {
+        "state_dir": str(state_dir),
+        "phase": state.get("phase", "down"),
+        "options": state.get("options"),
+        "nodes": nodes,
+        "guests": {spec.GUEST: guest.locate(running)} if running else {},
+        "notes": [
+            "no bond: the bonding driver is absent on this kernel, so the LAN is eth0 "
+            "bridged into br0; bond logic is tested on netlink snapshots"
+        ],
+    }
+
+
+def require_up(state_dir: Path = spec.STATE_DIR) -> None:
+    if not healthy(state_dir):
+        raise EnvironmentProblem("the lab is not up", hint="run `verify-path lab up` first")

@@ -1,0 +1,91 @@
+"""The lab guest vm01: a diskless TCG domain whose RAM holds random data, so migrations move bytes.
+
+A diskless guest's RAM is zero pages and migrates as ~1 MB. QEMU's generic loader device
+(`-device loader,file=F,addr=A,force-raw=on`, passed through libvirt's qemu:commandline
+namespace) fills part of RAM with a file of random bytes: 96 MiB gave 97 MiB data_processed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from verifier.lab import spec
+
+CHUNK = 1 << 20
+
+
+def write_data_file(path: Path, mib: int) -> None:
+    """Random, incompressible bytes: zero pages would be skipped by QEMU's migration."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for _ in range(mib):
+            out.write(os.urandom(CHUNK))
+    path.chmod(0o600)
+
+
+def domain_xml(name: str, data_file: Path | None) -> str:
+    loader = ""
+    if data_file is not None:
+        arg = f"loader,file={data_file},addr={spec.GUEST_DATA_ADDR:#x},force-raw=on"
+        loader = (
+            "  <qemu:commandline>\n"
+            "    <qemu:arg value='-device'/>\n"
+            f"    <qemu:arg value={quoteattr(arg)}/>\n"
+            "  </qemu:commandline>\n"
+        )
+    return (
+        "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
+        f"  <name>{name}</name>\n"
+        f"  <memory unit='MiB'>{spec.GUEST_MEMORY_MIB}</memory>\n"
+        "  <vcpu>1</vcpu>\n"
+        "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
+        "  <on_crash>destroy</on_crash>\n"
+        "  <devices>\n"
+        "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+        "    <memballoon model='none'/>\n"
+        "  </devices>\n"
+        f"{loader}"
+        "</domain>\n"
+    )
+
+
+def define_and_start(uri: str, xml: str) -> None:
+    import libvirt
+
+    conn = libvirt.open(uri)
+    try:
+        dom = conn.defineXML(xml)
+        if not dom.isActive():
+            dom.create()
+    finally:
+        conn.close()
+
+
+def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
+    """Map node -> domain state name ("running", "shut off", ...) for the nodes that know NAME."""
+    import libvirt
+
+    states = {
+        libvirt.VIR_DOMAIN_RUNNING: "running",
+        libvirt.VIR_DOMAIN_PAUSED: "paused",
+        libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+        libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
+        libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    }
+    found: dict[str, str] = {}
+    for node, uri in uris.items():
+        try:
+            conn = libvirt.open(uri)
+        except libvirt.libvirtError:
+            found[node] = "unreachable"
+            continue
+        try:
+            dom = conn.lookupByName(name)
+            found[node] = states.get(dom.state()[0], "other")
+        except libvirt.libvirtError:
+            pass
+        finally:
+            conn.close()
+    return found

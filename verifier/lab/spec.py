@@ -1,0 +1,111 @@
+"""The lab's fixed shape: nodes, links, addresses and names (pure data, no side effects).
+
+These names (node1, node2, br0, eth0, ring1, san0, san1, vm01, nodeN-san) are a contract that
+tests and other checks rely on. Addresses come only from documentation ranges (RFC 5737,
+RFC 2544) and only ever exist inside the lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+NODES: tuple[str, ...] = ("node1", "node2")
+GUEST = "vm01"
+STATE_DIR = Path(os.environ.get("VERIFY_PATH_LAB_DIR", "/run/verify-path-lab"))
+LIBVIRT_PORT = 16509
+GUEST_MEMORY_MIB = 256
+# The generic loader writes the random data at 64 MiB into guest RAM (design.md section 5).
+GUEST_DATA_ADDR = 0x4000000
+GUEST_DATA_MAX_MIB = GUEST_MEMORY_MIB - 64 - 32
+DEFAULT_GUEST_DATA_MIB = 96
+LAN_RATE = "1gbit"
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """One point-to-point link between node1 and node2, the same interface name on both ends."""
+
+    name: str  # interface name on each node
+    role: str
+    subnet: str
+    host_names: tuple[str, ...]  # name suffixes that resolve to this link, "" = the bare node name
+    bridge: str | None = None  # L3 lives on this bridge, the veth is its port
+    rate: str | None = None  # tbf shaping on egress
+
+    def address(self, node: str) -> str:
+        net = ipaddress.ip_network(self.subnet)
+        return str(net.network_address + 10 + node_index(node))
+
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def l3_interface(self) -> str:
+        return self.bridge or self.name
+
+
+# 192.0.2.0/24 is left out on purpose: sandboxes and CI hosts often number their own uplink
+# from it, and lab addresses must never look like the host's.
+LINKS: tuple[LinkSpec, ...] = (
+    LinkSpec("eth0", "lan", "203.0.113.0/24", ("",), bridge="br0", rate=LAN_RATE),
+    LinkSpec("ring1", "corosync", "198.51.100.0/24", ("-ring",)),
+    LinkSpec("san0", "storage", "198.18.0.0/24", ("-san",)),
+    LinkSpec("san1", "storage", "198.18.1.0/24", ("-san1",)),
+)
+
+
+def node_index(node: str) -> int:
+    if node not in NODES:
+        raise ValueError(f"unknown lab node {node!r}; the lab has {', '.join(NODES)}")
+    return NODES.index(node) + 1
+
+
+def link(name: str) -> LinkSpec:
+    for spec in LINKS:
+        if name in (spec.name, spec.bridge):
+            return spec
+    raise KeyError(name)
+
+
+def hosts_file(node: str) -> str:
+    """The /etc/hosts each node sees (ip netns exec bind-mounts /etc/netns/NODE/hosts)."""
+    node_index(node)
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    for spec in LINKS:
+        for suffix in spec.host_names:
+            for peer in NODES:
+                lines.append(f"{spec.address(peer)}\t{peer}{suffix}")
+    return "\n".join(lines) + "\n"
+
+
+def libvirt_uri(node: str) -> str:
+    """The URI users and tests give to reach a node's libvirtd from inside the lab."""
+    node_index(node)
+    return f"qemu+tcp://{node}/system"
+
+
+def host_uuid(node: str) -> str:
+    # Distinct per node: libvirt refuses to migrate to "the same host" otherwise.
+    return f"00000000-0000-4000-8000-0000000000{node_index(node):02d}"
+
+
+def node_dir(node: str, state_dir: Path = STATE_DIR) -> Path:
+    return state_dir / node
+
+
+def socket_uri(node: str, state_dir: Path = STATE_DIR) -> str:
+    """A URI that reaches a node's libvirtd from the host's namespace, through its unix socket."""
+    return f"qemu:///system?socket={node_dir(node, state_dir) / 'run' / 'libvirt-sock'}"
+
+
+# Host paths that each node's libvirtd sees replaced by its own directory (design.md section 5).
+LIBVIRT_PATHS: tuple[tuple[str, str], ...] = (
+    ("etc", "/etc/libvirt"),
+    ("run", "/run/libvirt"),
+    ("lib", "/var/lib/libvirt"),
+    ("cache", "/var/cache/libvirt"),
+    ("log", "/var/log/libvirt"),
+)

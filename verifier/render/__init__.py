@@ -1,0 +1,1 @@
+"""Renderers: terminal text, JSON, charts."""

@@ -1,0 +1,61 @@
+"""Progress while a migration runs: percent from job statistics and current throughput, on stderr."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from verifier.render.units import human_bytes, mbit
+
+
+class ProgressPrinter:
+    """A rich bar on a terminal; one plain line every few seconds otherwise (logs, CI)."""
+
+    def __init__(self, stream: TextIO = sys.stderr, interval: float = 2.0) -> None:
+        self.stream = stream
+        self.interval = interval
+        self._last = 0.0
+        self._bar: Any = None
+        self._task: Any = None
+        if stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self._bar = Progress(
+                TextColumn("migrating"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("{task.fields[rate]}"),
+                console=Console(file=stream),
+                transient=True,
+            )
+
+    def __call__(self, stats: dict[str, Any]) -> None:
+        total = float(stats.get("data_total") or 0)
+        remaining = float(stats.get("data_remaining") or 0)
+        processed = float(stats.get("data_processed") or 0)
+        pct = 100.0 * (total - remaining) / total if total else 0.0
+        rate = mbit(float(stats.get("memory_bps") or 0))
+        if self._bar is not None:
+            if self._task is None:
+                self._bar.start()
+                self._task = self._bar.add_task("migrate", total=100, rate=rate)
+            self._bar.update(self._task, completed=pct, rate=rate)
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            print(
+                f"verify-path: migrating {pct:5.1f}% ({human_bytes(processed)} sent, {rate})",
+                file=self.stream,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.stop()
+            self._task = None
+
+    def log(self, message: str) -> None:
+        print(f"verify-path: {message}", file=self.stream, flush=True)
