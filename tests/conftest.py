@@ -1,0 +1,108 @@
+"""Shared fixtures: the real two-node lab, and helpers that run verify-path inside a node.
+
+Lab tests are marked `lab`. Without root or the lab's packages they skip, except under
+VERIFY_PATH_REQUIRE_LAB=1 (set by .ci/run), where they fail: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VP = str(Path(sys.executable).parent / "verify-path")
+
+
+def _lab_problem() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root"
+    for tool in ("libvirtd", "qemu-system-x86_64", "ip", "virsh"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (make install)"
+    if not Path(VP).exists():
+        return "verify-path is not installed in the venv (make install)"
+    return None
+
+
+def require_lab() -> None:
+    problem = _lab_problem()
+    if problem:
+        if os.environ.get("VERIFY_PATH_REQUIRE_LAB") == "1":
+            pytest.fail(f"lab test cannot run: {problem}")
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def lab_session() -> Iterator[None]:
+    """Tears the lab down once the session ends (unless VERIFY_PATH_KEEP_LAB=1)."""
+    yield
+    if _lab_problem() is None and os.environ.get("VERIFY_PATH_KEEP_LAB") != "1":
+        from verifier.lab import control
+
+        control.down(progress=lambda _m: None)
+
+
+def lab_up(**options: Any) -> None:
+    from verifier.lab import control
+
+    control.up(control.LabOptions(**options), progress=lambda _m: None)
+
+
+def guest_home() -> None:
+    """Put vm01 back on node1 (running) if a test left it on node2."""
+    from verifier.lab import guest, spec
+
+    where = guest.locate({n: spec.socket_uri(n) for n in spec.NODES})
+    if where.get("node2") == "running" and where.get("node1") != "running":
+        virsh("node2", "migrate", "--live", "--p2p", "vm01", "qemu+tcp://node1/system")
+    where = guest.locate({n: spec.socket_uri(n) for n in spec.NODES})
+    assert where.get("node1") == "running", f"vm01 is not running on node1: {where}"
+
+
+@pytest.fixture
+def lab(lab_session: None) -> Iterator[None]:
+    """The default lab, up and with vm01 running on node1."""
+    require_lab()
+    lab_up()
+    guest_home()
+    yield
+
+
+def in_node(node: str, *argv: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([VP, "lab", "exec", node, "--", *argv], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+    if check:
+        assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {proc.stderr}"
+    return proc
+
+
+def virsh(node: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return in_node(node, "virsh", "-c", f"qemu+tcp://{node}/system", *argv, check=True)
+
+
+def verify_path(node: str, *argv: str, tmp: Path) -> tuple[int, dict[str, Any], str]:
+    """Run the main job inside NODE with --json; return (exit code, report, stderr)."""
+    proc = in_node(node, VP, *argv, "--json", "--captures-dir", str(tmp))
+    try:
+        report = json.loads(proc.stdout) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        pytest.fail(f"not JSON on stdout: {proc.stdout[:500]!r}; stderr: {proc.stderr[-500:]}")
+    return proc.returncode, report, proc.stderr
+
+
+def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,112 @@
+"""The lab itself: nodes, links, hosts files, real migrations, idempotent up/down, clean teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO, VP, in_node, lab_up, virsh
+
+from verifier.lab import control, spec
+
+pytestmark = pytest.mark.lab
+
+
+def _status() -> dict:
+    out = subprocess.run([VP, "lab", "status", "--json"], capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout)
+
+
+def test_status_shows_both_nodes_links_up_and_guest_on_node1(lab: None) -> None:
+    st = _status()
+    assert st["phase"] == "up"
+    assert [n["name"] for n in st["nodes"]] == ["node1", "node2"]
+    for node in st["nodes"]:
+        assert node["netns"] and node["libvirtd"]["running"]
+        links = {link["name"]: link for link in node["links"]}
+        assert set(links) >= {"br0", "eth0", "ring1", "san0", "san1"}
+        assert all(link["state"] == "UP" for link in links.values()), links
+        assert links["eth0"]["master"] == "br0"
+        assert links["br0"]["addresses"] == [f"{spec.link('br0').address(node['name'])}/24"]
+        assert links["san0"]["addresses"] == [f"{spec.link('san0').address(node['name'])}/24"]
+    assert st["guests"]["vm01"] == {"node1": "running"}
+    assert any("bond" in note for note in st["notes"])
+
+
+@pytest.mark.parametrize("node", spec.NODES)
+def test_hosts_files_resolve_as_specified(lab: None, node: str) -> None:
+    expected = {
+        "node1": "203.0.113.11", "node2": "203.0.113.12",
+        "node1-san": "198.18.0.11", "node2-san": "198.18.0.12",
+        "node1-san1": "198.18.1.11", "node2-san1": "198.18.1.12",
+    }
+    for name, address in expected.items():
+        out = in_node(node, "getent", "hosts", name, check=True).stdout.split()
+        assert out[0] == address, (node, name, out)
+
+
+def test_exec_keeps_cwd_and_points_libvirt_at_the_node(lab: None, tmp_path: Path) -> None:
+    proc = in_node("node2", "sh", "-c", 'echo "$PWD $LIBVIRT_DEFAULT_URI"', check=True)
+    assert proc.stdout.split() == [str(REPO), "qemu+tcp://node2/system"]
+    links = in_node("node1", "ip", "-br", "link", check=True).stdout
+    assert "san0" in links and "br0" in links
+
+
+def test_real_live_migration_there_and_back(lab: None) -> None:
+    virsh("node1", "migrate", "--live", "--p2p", "vm01", "qemu+tcp://node2/system")
+    assert "running" in virsh("node2", "domstate", "vm01").stdout
+    assert "vm01" not in virsh("node1", "list").stdout
+    virsh("node2", "migrate", "--live", "--p2p", "vm01", "qemu+tcp://node1/system")
+    assert "running" in virsh("node1", "domstate", "vm01").stdout
+    assert "vm01" not in virsh("node2", "list").stdout
+    info = virsh("node1", "domjobinfo", "--completed", "vm01").stdout
+    assert "Data processed" in info
+
+
+def test_up_twice_is_a_noop_and_keeps_the_same_daemons(lab: None) -> None:
+    before = control.read_state()
+    assert control.up(control.LabOptions(), progress=lambda _m: None) == "already up"
+    assert control.read_state()["pids"] == before["pids"]
+
+
+def _lab_leftovers() -> list[str]:
+    left = []
+    if os.path.exists("/run/netns/node1") or os.path.exists("/run/netns/node2"):
+        left.append("namespace")
+    if spec.STATE_DIR.exists():
+        left.append(str(spec.STATE_DIR))
+    if Path("/etc/netns/node1").exists() or Path("/etc/netns/node2").exists():
+        left.append("/etc/netns hosts files")
+    mounts = Path("/proc/self/mountinfo").read_text()
+    if str(spec.STATE_DIR) in mounts:
+        left.append("mount")
+    for pid in control.lab_pids(spec.STATE_DIR):
+        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+        if stat and stat.rsplit(")", 1)[1].split()[0] != "Z":
+            left.append(f"process {pid}")
+    return left
+
+
+def test_down_twice_leaves_nothing_and_up_comes_back(lab: None) -> None:
+    assert control.down(progress=lambda _m: None) == []
+    assert _lab_leftovers() == []
+    assert control.down(progress=lambda _m: None) == []
+    assert _lab_leftovers() == []
+    lab_up()
+    assert control.healthy()
+
+
+def test_down_cleans_up_after_a_killed_up(lab: None) -> None:
+    """A crash of `up` midway (here: libvirtd killed and the state left 'building') still cleans."""
+    state = control.read_state()
+    os.kill(int(state["pids"]["node2"]), 9)
+    state["phase"] = "building"
+    (spec.STATE_DIR / "lab.json").write_text(json.dumps(state))
+    assert not control.healthy()
+    assert control.down(progress=lambda _m: None) == []
+    assert _lab_leftovers() == []
+    lab_up()
+    assert control.healthy()
