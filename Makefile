@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 
 demo: install
 	$(BIN)/verify-path lab up
-	$(BIN)/verify-path lab exec node1 -- $(BIN)/verify-path vm01 node2 --expect san0 ; \
+	$(BIN)/verify-path lab exec node1 -- $(BIN)/verify-path vm01 node2 --expect san0 --round-trip ; \
 	status=$$?; echo "verify-path exited $$status (1 = the stream took the wrong link, as in the motivating case)"; \
 	echo; echo "now with the fix: --via san0"; \
 	$(BIN)/verify-path lab exec node1 -- $(BIN)/verify-path vm01 node2 --expect san0 --via san0 --round-trip

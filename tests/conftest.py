@@ -78,8 +78,9 @@ def lab(lab_session: None) -> Iterator[None]:
 
 
 def in_node(node: str, *argv: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([VP, "lab", "exec", node, "--", *argv], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    proc = subprocess.run(
+        [VP, "lab", "exec", node, "--", *argv], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
     if check:
         assert proc.returncode == 0, f"{argv} failed ({proc.returncode}): {proc.stderr}"
     return proc

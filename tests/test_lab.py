@@ -39,9 +39,12 @@ def test_status_shows_both_nodes_links_up_and_guest_on_node1(lab: None) -> None:
 @pytest.mark.parametrize("node", spec.NODES)
 def test_hosts_files_resolve_as_specified(lab: None, node: str) -> None:
     expected = {
-        "node1": "203.0.113.11", "node2": "203.0.113.12",
-        "node1-san": "198.18.0.11", "node2-san": "198.18.0.12",
-        "node1-san1": "198.18.1.11", "node2-san1": "198.18.1.12",
+        "node1": "203.0.113.11",
+        "node2": "203.0.113.12",
+        "node1-san": "198.18.0.11",
+        "node2-san": "198.18.0.12",
+        "node1-san1": "198.18.1.11",
+        "node2-san1": "198.18.1.12",
     }
     for name, address in expected.items():
         out = in_node(node, "getent", "hosts", name, check=True).stdout.split()

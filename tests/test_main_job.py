@@ -55,8 +55,9 @@ def _check_run_dir(report: dict[str, Any]) -> None:
             continue
         assert stat.S_IMODE(os.stat(pcap).st_mode) == 0o600
         # Independent oracle: tshark's frame-length total for the file vs our count.
-        out = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.len"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["tshark", "-r", pcap, "-T", "fields", "-e", "frame.len"], capture_output=True, text=True, check=True
+        ).stdout
         tshark_bytes = sum(int(x) for x in out.split())
         ours = iface["bytes_tx"] + iface["bytes_rx"]
         assert abs(tshark_bytes - ours) <= 0.01 * max(ours, 1), (iface["name"], tshark_bytes, ours)
@@ -92,9 +93,12 @@ def test_watch_reports_the_link_of_a_migration_started_by_virsh(lab: None, tmp_p
     # --until-idle and --duration are exclusive: the parser must say so in one line, exit 2.
     bad = in_node("node1", VP, "watch", "--until-idle", "3", "--duration", "120")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
-    proc = subprocess.Popen([VP, "lab", "exec", "node1", "--", VP, "watch", "--until-idle", "3", "--json",
-                             "--captures-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [VP, "lab", "exec", "node1", "--", VP, "watch", "--until-idle", "3", "--json", "--captures-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     armed = proc.stderr.readline()  # printed once every sniffer is armed
     assert "watching" in armed, armed
@@ -110,8 +114,9 @@ def test_watch_reports_the_link_of_a_migration_started_by_virsh(lab: None, tmp_p
 
 
 def test_round_trip_via_san0_reports_both_legs_and_leaves_the_guest_home(lab: None, tmp_path: Path) -> None:
-    code, report, err = verify_path("node1", "vm01", "node2", "--expect", "san0", "--via", "san0",
-                                    "--round-trip", tmp=tmp_path)
+    code, report, err = verify_path(
+        "node1", "vm01", "node2", "--expect", "san0", "--via", "san0", "--round-trip", tmp=tmp_path
+    )
     assert code == 0, err
     assert report["observed_interface"] == "san0"
     back = report["return_leg"]

@@ -287,6 +287,10 @@ def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err:
         round_trip=args.round_trip,
         return_uri=args.return_uri,
     )
+    if opts.migrate_uri:
+        from verifier.predict import uri_host
+
+        uri_host(opts.migrate_uri)  # a malformed URI is a usage error before anything is touched
     _require_capture_privilege()
     printer, backends = _backends(args, err)
     try:

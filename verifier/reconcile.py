@@ -62,7 +62,12 @@ def interface_reports(topology: Topology, capture: CaptureResult) -> tuple[tuple
                 bins=c.bins,
             )
         )
-    order = {i.name: i.index for i in topology.interfaces}
+    # L3 interfaces in index order, each followed by its ports/members: br0, eth0, ring1, san0 ...
+    order: dict[str, int] = {}
+    for iface in topology.interfaces:
+        if topology.l3_of(iface.name) == iface.name:
+            for name in topology.chain_down(iface.name):
+                order.setdefault(name, len(order))
     reports.sort(key=lambda r: order.get(r.name, 1 << 30))
     return tuple(reports), groups
 

@@ -36,6 +36,7 @@ class _Iface:
 class _Conn:
     per_iface: dict[str, list[int]] = field(default_factory=dict)  # [to_server, to_client, packets]
     first_payload: bytes = b""
+    first_iface: str | None = None  # a bridge and its port see the same bytes: read them from one only
 
 
 class Counter:
@@ -87,8 +88,15 @@ class Counter:
             per = conn.per_iface[iface] = [0, 0, 0]
         per[0 if to_server else 1] += seg.payload_len
         per[2] += 1
-        if to_server and seg.payload_len and len(conn.first_payload) < FIRST_PAYLOAD_BYTES:
-            conn.first_payload += bytes(data[seg.payload_offset : seg.payload_offset + FIRST_PAYLOAD_BYTES])
+        if (
+            to_server
+            and seg.payload_len
+            and len(conn.first_payload) < FIRST_PAYLOAD_BYTES
+            and conn.first_iface in (None, iface)
+        ):
+            conn.first_iface = iface
+            take = min(seg.payload_len, FIRST_PAYLOAD_BYTES - len(conn.first_payload))  # never Ethernet padding
+            conn.first_payload += bytes(data[seg.payload_offset : seg.payload_offset + take])
         second = int(ts - self.t0) if ts >= self.t0 else 0
         if ts > self.last_ts:
             self.last_ts = ts

@@ -34,8 +34,7 @@ class PcapWriter:
 
     def write(self, ts: float, data: bytes | memoryview, orig_len: int) -> None:
         cap = min(len(data), self.snaplen, orig_len)
-        sec = int(ts)
-        usec = int((ts - sec) * 1_000_000)
+        sec, usec = divmod(round(ts * 1_000_000), 1_000_000)  # int() on the fraction lost 1 us half the time
         self._f.write(_REC.pack(sec, usec, cap, orig_len))
         self._f.write(data[:cap])
         self.frames += 1

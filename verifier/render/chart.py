@@ -16,13 +16,16 @@ def render(report: Report, path: Path) -> Path:
     fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
     expected = set(report.expected.interfaces)
     shown = [r for r in report.interfaces if r.bins]
+    # A dense timeline from the first armed second: idle seconds are zeros, not gaps.
+    span = max((b.second for r in shown for b in r.bins), default=0) + 2
     for r in shown:
-        xs = [b.second for b in r.bins]
-        ys = [(b.bytes_tx + b.bytes_rx) * 8 / 1e6 for b in r.bins]
+        ys = [0.0] * span
+        for b in r.bins:
+            ys[b.second] = (b.bytes_tx + b.bytes_rx) * 8 / 1e6
         style = "-" if r.master is None else ":"
         width = 2.5 if r.name in expected else 1.5
         label = r.name + (f" ({r.role})" if r.role else "") + (" [expected]" if r.name in expected else "")
-        ax_t.plot(xs, ys, style, linewidth=width, label=label, drawstyle="steps-post")
+        ax_t.step(range(span), ys, style, where="post", linewidth=width, label=label)
     ax_t.set_xlabel("seconds since capture start")
     ax_t.set_ylabel("Mbit/s on the migration ports")
     ax_t.set_title("throughput per interface")

@@ -1,0 +1,62 @@
+"""The CLI in-process: bad input is one line on stderr with the documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from verifier.cli import main, parse_ports
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), env={}, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["vm01", "node2", "--ports", "49152-abc"], "--ports"),
+        (["vm01", "node2", "--ports", "70000"], "outside 1-65535"),
+        (["vm01", "node2", "--ports", "50000-40000"], "reversed"),
+        (["vm01", "node2", "--expect-net", "198.18.0.0/33"], "--expect-net"),
+        (["vm01", "node2", "--migrate-uri", "http://node2-san"], "not a QEMU migration URI"),
+        (["vm01", "node2", "--migrate-uri", "tcp://"], "names no host"),
+        (["vm01", "node2", "--via", "san0", "--migrate-uri", "tcp://x"], "not allowed with"),
+        (["vm01", "node2", "--bandwidth", "0"], "at least 1"),
+        (["vm01", "node2", "--parallel", "many"], "whole number"),
+        (["vm01"], "required"),
+        (["vm01", "node2", "--no-such-option"], "unrecognized"),
+        (["watch", "--duration", "1", "--until-idle", "1"], "not allowed with"),
+        (["lab", "up", "--guest-data", "9999"], "--guest-data"),
+        (["lab", "up", "--migration-host", "node3=node3-san"], "unknown node"),
+        (["lab", "up", "--migration-host", "node2"], "NODE=HOST"),
+        (["lab", "frobnicate"], "invalid choice"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(argv: list[str], needle: str) -> None:
+    code, out, err = run(*argv)
+    assert code == 2, (code, err)
+    assert needle in err
+    assert err.startswith("verify-path: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and out == ""
+
+
+def test_help_lists_exit_codes_and_subcommands() -> None:
+    code, out, _ = run("--help")
+    assert code == 0
+    for text in ("exit codes", "130", "inconclusive", "verify-path watch", "verify-path lab", "--via IFACE"):
+        assert text in out
+
+
+def test_no_arguments_is_a_usage_error_with_help() -> None:
+    code, out, _ = run()
+    assert code == 2 and "usage:" in out
+
+
+def test_parse_ports_accepts_ranges_and_single_ports() -> None:
+    assert parse_ports("49152-49215,8002") == ((49152, 49215), (8002, 8002))
+    assert parse_ports(" 60000-60050 ") == ((60000, 60050),)

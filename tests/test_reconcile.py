@@ -1,0 +1,122 @@
+"""Reconciliation on hand-built inputs: shares, observed path, coverage, verdicts and findings."""
+
+from __future__ import annotations
+
+from verifier import reconcile
+from verifier.model import (
+    CaptureResult,
+    Expectation,
+    Interface,
+    InterfaceCount,
+    MigrationResult,
+    Prediction,
+    Topology,
+)
+
+TOPO = Topology(
+    "node1",
+    (
+        Interface("br0", 3, "bridge", members=("eth0",), addresses=("203.0.113.11/24",)),
+        Interface("eth0", 2, "veth", master="br0"),
+        Interface("san0", 4, "veth", addresses=("198.18.0.11/24",)),
+        Interface("ring1", 5, "veth", addresses=("198.51.100.11/24",)),
+    ),
+)
+MB = 1_000_000
+
+
+def capture(**payload: int) -> CaptureResult:
+    counts = tuple(
+        InterfaceCount(name, bytes_tx=p + p // 20, payload_tx=p, packets_tx=p // 30000 + 1)
+        for name, p in payload.items()
+    )
+    return CaptureResult(counts, (), ((49152, 49215),), 0.0, 1.0, 128, "tcp")
+
+
+def done(processed: int | None = 100 * MB) -> MigrationResult:
+    return MigrationResult("completed", None, data_processed=processed, duration_s=2.0)
+
+
+def test_lan_stream_fails_a_san_expectation_and_counts_the_bridge_once() -> None:
+    leg = reconcile.decide(
+        TOPO,
+        capture(br0=100 * MB, eth0=100 * MB, san0=0, ring1=0),
+        done(),
+        Prediction("node2", "203.0.113.12", "br0", ("br0", "eth0")),
+        Expectation(interfaces=("san0",)),
+        fix_for=lambda i: f"use {i}",
+    )
+    assert leg.verdict == "fail"
+    assert leg.observed_interface == "br0" and leg.observed_path == ("br0", "eth0")
+    shares = {r.name: r.share for r in leg.interfaces}
+    assert shares == {"br0": 1.0, "eth0": 1.0, "san0": 0.0, "ring1": 0.0}
+    assert leg.coverage.ok and leg.coverage.ratio == 1.0
+    wrong = [f for f in leg.findings if f.code == "wrong-path"]
+    assert wrong and wrong[0].fix == "use san0"
+    assert [r.name for r in leg.interfaces] == ["br0", "eth0", "san0", "ring1"]
+
+
+def test_expecting_a_bridge_port_passes_when_the_port_carried_it() -> None:
+    leg = reconcile.decide(
+        TOPO, capture(br0=50 * MB, eth0=50 * MB), done(50 * MB), None, Expectation(interfaces=("eth0",))
+    )
+    assert leg.verdict == "pass" and leg.expected_share == 1.0
+
+
+def test_expect_net_selects_the_interface_holding_an_address_in_it() -> None:
+    leg = reconcile.decide(
+        TOPO,
+        capture(br0=3 * MB, eth0=3 * MB, san0=97 * MB),
+        done(100 * MB),
+        None,
+        Expectation(networks=("198.18.0.0/24",)),
+    )
+    assert leg.verdict == "pass"
+    assert abs(leg.expected_share - 0.97) < 1e-9
+
+
+def test_94_percent_is_not_enough() -> None:
+    leg = reconcile.decide(
+        TOPO, capture(br0=6 * MB, eth0=6 * MB, san0=94 * MB), done(100 * MB), None, Expectation(interfaces=("san0",))
+    )
+    assert leg.verdict == "fail"
+
+
+def test_without_expectation_the_verdict_is_observed() -> None:
+    leg = reconcile.decide(TOPO, capture(san0=100 * MB), done(), None, Expectation())
+    assert leg.verdict == "observed" and leg.observed_interface == "san0"
+
+
+def test_low_coverage_is_inconclusive_with_the_reason() -> None:
+    leg = reconcile.decide(TOPO, capture(san0=50 * MB), done(100 * MB), None, Expectation(interfaces=("san0",)))
+    assert leg.verdict == "inconclusive"
+    assert not leg.coverage.ok and "not watched" in leg.coverage.reason
+    assert any(f.code == "coverage" for f in leg.findings)
+
+
+def test_no_stream_is_inconclusive() -> None:
+    leg = reconcile.decide(TOPO, capture(san0=0, br0=0), done(), None, Expectation(interfaces=("san0",)))
+    assert leg.verdict == "inconclusive" and leg.observed_interface is None
+    assert any(f.code == "no-stream" for f in leg.findings)
+
+
+def test_prediction_mismatch_is_a_finding() -> None:
+    leg = reconcile.decide(TOPO, capture(san0=100 * MB), done(), Prediction("x", "1", "br0", ("br0",)), Expectation())
+    assert any(f.code == "prediction-mismatch" for f in leg.findings)
+
+
+def test_drops_are_reported_and_only_fail_when_counts_do_not_reconcile() -> None:
+    cap = capture(san0=100 * MB)
+    cap = CaptureResult(
+        tuple(c.__class__(**{**c.__dict__, "drops": 7}) for c in cap.interfaces), (), cap.ports, 0, 1, 128, ""
+    )
+    leg = reconcile.decide(TOPO, cap, done(), None, Expectation(interfaces=("san0",)))
+    assert leg.verdict == "pass"
+    assert any(f.code == "capture-drops" and "7" in f.message for f in leg.findings)
+
+
+def test_failed_migration_is_inconclusive_and_says_where_the_guest_is() -> None:
+    failed = MigrationResult("failed", None, error="connection reset", guest_location="source")
+    leg = reconcile.decide(TOPO, capture(san0=10 * MB), failed, None, Expectation(interfaces=("san0",)))
+    assert leg.verdict == "inconclusive"
+    assert any(f.code == "migration-failed" and "source" in f.fix for f in leg.findings)
