@@ -9,11 +9,13 @@ earlier one failed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,18 @@ class LabOptions:
 
     def migration_host(self, node: str) -> str | None:
         return dict(self.migration_hosts).get(node)
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """One lab operation at a time: a second `up` or `down` waits instead of interleaving."""
+    lock = state_dir.with_name(state_dir.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _state_file(state_dir: Path) -> Path:
@@ -73,18 +87,23 @@ def up(options: LabOptions, state_dir: Path = spec.STATE_DIR, progress: Progress
     require_root()
     require_tools()
     require_netns()
+    with _locked(state_dir):
+        return _up(options, state_dir, progress)
+
+
+def _up(options: LabOptions, state_dir: Path, progress: Progress) -> str:
     state = read_state(state_dir)
     if state and state.get("phase") == "up" and state.get("options") == _options_json(options) and healthy(state_dir):
         progress("lab already up with these options; nothing to do")
         return "already up"
     if state or state_dir.exists() or set(spec.NODES) & set(netns_list()):
         progress("removing the previous lab first")
-        down(state_dir, progress=lambda _m: None)
+        _down(state_dir, progress=lambda _m: None)
     try:
         _build(options, state_dir, progress)
     except BaseException:
         progress("lab up failed; removing what was built")
-        down(state_dir, progress=lambda _m: None)
+        _down(state_dir, progress=lambda _m: None)
         raise
     return "built"
 
@@ -165,6 +184,11 @@ def lab_pids(state_dir: Path) -> list[int]:
 def down(state_dir: Path = spec.STATE_DIR, progress: Progress = print) -> list[str]:
     """Remove everything the lab made; return problems that remain (empty means clean)."""
     require_root()
+    with _locked(state_dir):
+        return _down(state_dir, progress)
+
+
+def _down(state_dir: Path, progress: Progress) -> list[str]:
     problems: list[str] = []
     state = read_state(state_dir) or {}
     pids = lab_pids(state_dir)
