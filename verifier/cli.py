@@ -239,8 +239,8 @@ def _backends(args: argparse.Namespace, err: TextIO):
     from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
     from verifier.hypervisor import LibvirtHypervisor
     from verifier.pipeline import Backends
-    from verifier.predict import NetlinkRoutes
     from verifier.render.progress import ProgressPrinter
+    from verifier.routing import NetlinkRoutes
 
     printer = ProgressPrinter(err)
     rcvbuf = args.capture_buffer or DEFAULT_RCVBUF

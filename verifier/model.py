@@ -33,6 +33,14 @@ class Interface:
     addresses: tuple[str, ...] = ()  # "addr/prefixlen"
     bond: BondInfo | None = None
     role: str | None = None
+    rate_limit_mbps: int | None = None  # a root tbf qdisc caps egress below the link speed
+    member_state: str | None = None  # bond member: active | backup
+    carrier: bool | None = None
+
+    @property
+    def effective_mbps(self) -> int | None:
+        known = [v for v in (self.speed_mbps, self.rate_limit_mbps) if v]
+        return min(known) if known else None
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,14 @@ class Topology:
 
 
 @dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str  # info | warning | error
+    message: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
 class Reason:
     step: str
     detail: str
@@ -90,6 +106,7 @@ class Prediction:
     reasons: tuple[Reason, ...] = ()
     uri_origin: str = "hostname"  # migrate-uri | via | migration_host | hostname
     migrate_uri: str | None = None
+    findings: tuple[Finding, ...] = ()  # what the prediction alone already shows (a slower link)
 
 
 @dataclass(frozen=True)
@@ -136,7 +153,8 @@ class Connection:
     packets: int
     interfaces: tuple[str, ...]
     first_payload: str = ""  # hex of the first bytes the client sent
-    kind: str = "unknown"
+    kind: str = "unknown"  # qemu-main | multifd | nbd | tls | libvirtd-tunnel | ssh-tunnel | unknown
+    first_payload_server: str = ""  # hex of the first bytes the server sent
 
 
 @dataclass(frozen=True)
@@ -166,14 +184,6 @@ class MigrationResult:
     peak_bps: float | None = None
     downtime_ms: int | None = None
     guest_location: str | None = None
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: str  # info | warning | error
-    message: str
-    fix: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,56 +7,16 @@ honoured exactly as they will be for QEMU's connect().
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from verifier import bonds
 from verifier.errors import UsageError
-from verifier.model import Prediction, Reason, Topology
+from verifier.model import Finding, Prediction, Reason, Topology
 from verifier.resolve import HOSTS, names_in_subnet, resolve
+from verifier.routing import RouteLookup, table_name
 
 URI_SCHEMES = ("tcp", "rdma", "unix")
-
-
-@dataclass(frozen=True)
-class RouteInfo:
-    interface: str | None
-    source: str | None
-    gateway: str | None
-    table: int | None
-
-
-class RouteLookup(Protocol):
-    def route_get(self, dst: str) -> RouteInfo | None: ...
-
-
-class NetlinkRoutes:
-    """The real lookup, in this process's network namespace."""
-
-    def route_get(self, dst: str) -> RouteInfo | None:
-        from pyroute2 import IPRoute
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        with IPRoute() as ipr:
-            try:
-                answer = ipr.route("get", dst=dst)
-            except NetlinkError:
-                return None
-            if not answer:
-                return None
-            msg: Any = answer[0]
-            oif = msg.get_attr("RTA_OIF")
-            name = None
-            if oif:
-                links = ipr.get_links(oif)
-                name = links[0].get_attr("IFLA_IFNAME") if links else None
-            return RouteInfo(
-                name,
-                msg.get_attr("RTA_PREFSRC"),
-                msg.get_attr("RTA_GATEWAY"),
-                msg.get_attr("RTA_TABLE") or msg.get("table"),
-            )
 
 
 def uri_host(uri: str) -> str:
@@ -99,8 +59,15 @@ def via_uri(topology: Topology, iface: str, dest: str, hosts: Path = HOSTS) -> t
 
 
 def predict(
-    host: str | None, origin: Reason, topology: Topology, routes: RouteLookup, hosts: Path = HOSTS
+    host: str | None,
+    origin: Reason,
+    topology: Topology,
+    routes: RouteLookup,
+    hosts: Path = HOSTS,
+    dest: str | None = None,
+    flow: bonds.Flow | None = None,
 ) -> Prediction:
+    """The chain QEMU's connection will follow, each step with its evidence."""
     reasons = [origin]
     if host is None:
         return Prediction(None, None, None, reasons=tuple(reasons))
@@ -116,17 +83,28 @@ def predict(
     if route is None or route.interface is None:
         reasons.append(Reason("route", f"no route to {used}", "kernel route lookup failed"))
         return Prediction(host, used, None, reasons=tuple(reasons))
-    via = f" via {route.gateway}" if route.gateway else " (directly connected)"
+    reasons.append(
+        Reason(
+            "policy rule",
+            route.rule or f"(no rule found for table {table_name(route.table)})",
+            f"ip rule; table {table_name(route.table)}",
+        )
+    )
+    via = f"via {route.gateway}" if route.gateway else "directly connected"
+    metric = f", metric {route.metric}" if route.metric is not None else ""
     reasons.append(
         Reason(
             "route",
-            f"{used}{via} out of {route.interface}, source {route.source}, table {route.table}",
-            "ip route get " + used,
+            f"{route.prefix or used} {via} dev {route.interface}{metric}, source {route.source}",
+            f"ip route get {used}: table {table_name(route.table)}",
         )
     )
     path = topology.chain_down(route.interface)
     if len(path) > 1:
         reasons.append(Reason("master chain", " -> ".join(path), "IFLA_MASTER of the ports/members"))
+    reasons += [bond_reason(topology, name, flow) for name in path if (i := topology.get(name)) and i.bond]
+    reasons.append(link_reason(topology, path))
+    findings = slower_links(topology, route.interface, dest or host, hosts)
     return Prediction(
         host,
         used,
@@ -136,4 +114,78 @@ def predict(
         gateway=route.gateway,
         table=route.table,
         reasons=tuple(reasons),
+        findings=tuple(findings),
     )
+
+
+def bond_reason(topology: Topology, name: str, flow: bonds.Flow | None) -> Reason:
+    bond = topology.get(name)
+    assert bond is not None and bond.bond is not None
+    info = bond.bond
+    states = ", ".join(f"{m} {(topology.get(m) or bond).operstate.lower()}" for m in bond.members)
+    if info.mode == "active-backup":
+        pick = f"active member {info.active_member or 'unknown'}"
+    elif info.mode in ("balance-xor", "802.3ad") and info.xmit_hash_policy:
+        usable = tuple(m for m in bond.members if (topology.get(m) or bond).operstate == "UP")
+        member = bonds.member_for(info.xmit_hash_policy, usable, flow) if flow else None
+        if member and flow:
+            pick = f"{info.xmit_hash_policy} hash of {flow.src}:{flow.sport} -> {flow.dst}:{flow.dport} picks {member}"
+        elif flow is None:
+            pick = (
+                f"{info.xmit_hash_policy}: each connection hashes separately (the source port is known only "
+                "once the stream is captured)"
+            )
+        else:
+            pick = f"{info.xmit_hash_policy} cannot be predicted, only observed"
+    else:
+        pick = f"mode {info.mode}: the member is not predictable per flow"
+    return Reason("bond", f"{name} mode {info.mode}: {pick}; members {states}", "IFLA_INFO_DATA / IFLA_INFO_SLAVE_DATA")
+
+
+def chain_mbps(topology: Topology, path: tuple[str, ...]) -> int | None:
+    """What one stream can get along a chain: the slowest known link (a bond member, not the sum)."""
+    speeds = [i.effective_mbps for n in path if (i := topology.get(n)) and i.effective_mbps]
+    return min(speeds) if speeds else None
+
+
+def link_reason(topology: Topology, path: tuple[str, ...]) -> Reason:
+    parts = []
+    for name in path:
+        iface = topology.get(name)
+        if iface is None:
+            continue
+        speed = f"{iface.speed_mbps} Mbit/s" if iface.speed_mbps else "speed unknown"
+        if iface.rate_limit_mbps:
+            speed += f", shaped to {iface.rate_limit_mbps} Mbit/s (tbf)"
+        carrier = {True: "carrier up", False: "NO CARRIER", None: "carrier unknown"}[iface.carrier]
+        parts.append(f"{name}: {speed}, MTU {iface.mtu}, {carrier}")
+    return Reason("link", "; ".join(parts), "/sys/class/net/*/speed, IFLA_MTU, IFLA_CARRIER, tc qdisc")
+
+
+def slower_links(topology: Topology, egress: str, dest: str, hosts: Path = HOSTS) -> list[Finding]:
+    """Warn when another interface that reaches DEST would be faster than the chosen one."""
+    chosen = chain_mbps(topology, topology.chain_down(egress))
+    if not chosen:
+        return []
+    out = []
+    for iface in topology.interfaces:
+        if iface.name == egress or iface.master or iface.kind == "loopback":
+            continue
+        other = chain_mbps(topology, topology.chain_down(iface.name))
+        if not other or other <= chosen:
+            continue
+        for subnet in iface.addresses:
+            found = names_in_subnet(subnet, dest, hosts)
+            if found:
+                name, addr = found[0]
+                out.append(
+                    Finding(
+                        "slower-link",
+                        "warning",
+                        f"the stream will take {egress} ({chosen} Mbit/s) although {iface.name} ({other} Mbit/s) "
+                        f"also reaches {dest} ({name} = {addr})",
+                        f'migrate over {iface.name}: --via {iface.name}, or migration_host = "{name}" on {dest}',
+                    )
+                )
+                break
+    return out

@@ -43,6 +43,7 @@ def parse(
     addrs: Iterable[dict[str, Any]],
     hostname: str,
     speeds: dict[str, int] | None = None,
+    limits: dict[int, int] | None = None,
 ) -> Topology:
     """Build a Topology from dumped RTM_NEWLINK and RTM_NEWADDR messages."""
     links = list(links)
@@ -67,16 +68,41 @@ def parse(
                 index=msg["index"],
                 kind=_kind(msg),
                 master=names.get(master) if master else None,
-                members=tuple(sorted(members.get(msg["index"], []))),
+                # Enslave (ifindex) order, not alphabetical: the bond hash indexes members in that order.
+                members=tuple(members.get(msg["index"], [])),
                 mtu=attr(msg, "IFLA_MTU"),
                 speed_mbps=(speeds or {}).get(name),
                 operstate=attr(msg, "IFLA_OPERSTATE") or "UNKNOWN",
                 mac=attr(msg, "IFLA_ADDRESS"),
                 addresses=tuple(by_index.get(msg["index"], [])),
                 bond=_bond(msg, names),
+                rate_limit_mbps=(limits or {}).get(msg["index"]),
+                member_state=_member_state(msg),
+                carrier=bool(attr(msg, "IFLA_CARRIER")) if attr(msg, "IFLA_CARRIER") is not None else None,
             )
         )
     return Topology(hostname=hostname, interfaces=tuple(sorted(out, key=lambda i: i.index)))
+
+
+def _member_state(msg: dict[str, Any]) -> str | None:
+    data = attr(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA")
+    if attr(msg, "IFLA_LINKINFO", "IFLA_INFO_SLAVE_KIND") != "bond" or not data:
+        return None
+    state = attr(data, "IFLA_BOND_SLAVE_STATE")
+    return {0: "active", 1: "backup"}.get(state) if isinstance(state, int) else None
+
+
+def rate_limits(qdiscs: Iterable[dict[str, Any]]) -> dict[int, int]:
+    """ifindex -> Mbit/s for interfaces whose root qdisc is a token bucket (tbf) shaper."""
+    out = {}
+    for q in qdiscs:
+        if attr(q, "TCA_KIND") != "tbf" or q.get("parent") not in (0xFFFFFFFF, None):
+            continue
+        parms = attr(q, "TCA_OPTIONS", "TCA_TBF_PARMS") or {}
+        rate = parms.get("rate") if isinstance(parms, dict) else None
+        if rate:
+            out[q["index"]] = int(rate * 8 // 1_000_000)
+    return out
 
 
 def _kind(msg: dict[str, Any]) -> str:
@@ -126,6 +152,7 @@ def discover(netns: str | None = None) -> Topology:
     with IPRoute(**kwargs) as ipr:
         links = [m.dump() for m in ipr.get_links()]
         addrs = [m.dump() for m in ipr.get_addr()]
+        qdiscs = [m.dump() for m in ipr.get_qdiscs()]
     names = [attr(m, "IFLA_IFNAME") for m in links]
     speeds = sysfs_speeds(names) if netns is None else {}
-    return parse(links, addrs, hostname=socket.gethostname(), speeds=speeds)
+    return parse(links, addrs, hostname=socket.gethostname(), speeds=speeds, limits=rate_limits(qdiscs))

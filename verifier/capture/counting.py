@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from verifier.capture.frames import LINKTYPE_ETHERNET, TCP_ACK, TCP_SYN, decode
+from verifier.capture.streams import classify
 from verifier.model import Bin, CaptureResult, Connection, InterfaceCount
 
 PortRanges = tuple[tuple[int, int], ...]
@@ -35,8 +36,10 @@ class _Iface:
 @dataclass
 class _Conn:
     per_iface: dict[str, list[int]] = field(default_factory=dict)  # [to_server, to_client, packets]
-    first_payload: bytes = b""
-    first_iface: str | None = None  # a bridge and its port see the same bytes: read them from one only
+    # First payload bytes per direction (0: to the server, 1: to the client), and the interface
+    # they were read from: a bridge and its port see the same bytes, read them from one only.
+    first: list[bytes] = field(default_factory=lambda: [b"", b""])
+    first_iface: list[str | None] = field(default_factory=lambda: [None, None])
 
 
 class Counter:
@@ -86,17 +89,14 @@ class Counter:
         per = conn.per_iface.get(iface)
         if per is None:
             per = conn.per_iface[iface] = [0, 0, 0]
-        per[0 if to_server else 1] += seg.payload_len
+        way = 0 if to_server else 1
+        per[way] += seg.payload_len
         per[2] += 1
-        if (
-            to_server
-            and seg.payload_len
-            and len(conn.first_payload) < FIRST_PAYLOAD_BYTES
-            and conn.first_iface in (None, iface)
-        ):
-            conn.first_iface = iface
-            take = min(seg.payload_len, FIRST_PAYLOAD_BYTES - len(conn.first_payload))  # never Ethernet padding
-            conn.first_payload += bytes(data[seg.payload_offset : seg.payload_offset + take])
+        got = conn.first[way]
+        if seg.payload_len and len(got) < FIRST_PAYLOAD_BYTES and conn.first_iface[way] in (None, iface):
+            conn.first_iface[way] = iface
+            take = min(seg.payload_len, FIRST_PAYLOAD_BYTES - len(got))  # never Ethernet padding
+            conn.first[way] = got + bytes(data[seg.payload_offset : seg.payload_offset + take])
         second = int(ts - self.t0) if ts >= self.t0 else 0
         if ts > self.last_ts:
             self.last_ts = ts
@@ -170,7 +170,9 @@ class Counter:
                     to_client,
                     packets,
                     tuple(sorted(c.per_iface)),
-                    c.first_payload.hex(),
+                    c.first[0].hex(),
+                    first_payload_server=c.first[1].hex(),
+                    kind=classify(sport, c.first[0], c.first[1]),
                 )
             )
         conns.sort(key=lambda c: -(c.payload_to_server + c.payload_to_client))
