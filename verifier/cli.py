@@ -15,11 +15,15 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from verifier import __version__
 from verifier.errors import ExitCode, UsageError, VerifierError
 from verifier.model import Expectation, Report
+from verifier.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from verifier.pipeline import JobOptions
 
 EXIT_CODES = """exit codes:
   0    verified: the stream took the expected link (or, without --expect, was observed)
@@ -37,7 +41,7 @@ VERDICT_EXIT = {
     "fail": ExitCode.WRONG_PATH,
     "inconclusive": ExitCode.INCONCLUSIVE,
 }
-SUBCOMMANDS = ("lab", "watch")
+SUBCOMMANDS = ("lab", "watch", "predict")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,10 +100,19 @@ def _common(p: argparse.ArgumentParser) -> None:
         "and bond members beneath it)",
     )
     p.add_argument(
-        "--ports",
-        default="49152-49215",
-        metavar="RANGES",
-        help="migration ports to watch (default %(default)s, QEMU's migration_port_min/max)",
+        "--profile",
+        default="qemu",
+        choices=sorted(PROFILES),
+        help="port profile: qemu 49152-49215 (+ the destination's configured range when readable), "
+        "libxl 49152-49216, xend 8002/8003, proxmox 60000-60050, tunnel 16509/16514/22 (default qemu)",
+    )
+    p.add_argument("--ports", default=None, metavar="RANGES", help="more ports to watch, e.g. 49152-49215,8002")
+    p.add_argument(
+        "--role",
+        action="append",
+        default=[],
+        metavar="IFACE=NAME",
+        help="label an interface in every table (corosync rings and iSCSI links are found by themselves)",
     )
     p.add_argument(
         "--expect",
@@ -128,14 +141,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture-buffer", type=_positive, default=None, help=argparse.SUPPRESS)
 
 
-def job_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def job_parser(env: Mapping[str, str], prog: str = "verify-path") -> argparse.ArgumentParser:
     p = _Parser(
-        prog="verify-path",
+        prog=prog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Migrate VM live to DEST and prove which network link the stream took.\n\n"
         "other commands:\n"
-        "  verify-path watch ...   capture a migration started elsewhere\n"
-        "  verify-path lab ...     the two-node test lab (up, down, status, exec)",
+        "  verify-path predict VM DEST ...   the path and its reasons, without migrating\n"
+        "  verify-path watch ...             capture a migration started elsewhere\n"
+        "  verify-path lab ...               the two-node test lab (up, down, status, exec)",
         epilog=EXIT_CODES,
     )
     p.add_argument("vm", metavar="VM", help="the libvirt domain to migrate")
@@ -168,6 +182,8 @@ def job_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         metavar="URI",
         help="libvirt URI of this host as the destination sees it, for --round-trip (default: --connect)",
     )
+    if prog == "verify-path":
+        p.add_argument("--dry-run", action="store_true", help="predict only: no migration, no capture")
     _common(p)
     return p
 
@@ -227,10 +243,15 @@ def _dispatch(argv: list[str], env: Mapping[str, str], out: TextIO, err: TextIO)
     if argv and argv[0] == "watch":
         args = watch_parser().parse_args(argv[1:])
         return _run_watch(args, err, out)
+    if argv and argv[0] == "predict":
+        args = job_parser(env, prog="verify-path predict").parse_args(argv[1:])
+        return _run_predict(args, env, out, err)
     if not argv or argv[0] in ("-h", "--help"):
         job_parser(env).print_help(out)
         return 0 if argv else int(ExitCode.USAGE)
     args = job_parser(env).parse_args(argv)
+    if args.dry_run:
+        return _run_predict(args, env, out, err)
     return _run_job(args, env, out, err)
 
 
@@ -265,8 +286,18 @@ def _require_capture_privilege() -> None:
         raise EnvironmentProblem("capturing needs root (CAP_NET_RAW)", hint="run verify-path as root")
 
 
-def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
-    from verifier.pipeline import JobOptions, run_job
+def _roles(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for value in values:
+        iface, sep, name = value.partition("=")
+        if not sep or not iface or not name:
+            raise UsageError(f"--role {value!r} is not IFACE=NAME", hint="e.g. --role san0=iscsi-a")
+        out.append((iface, name))
+    return tuple(out)
+
+
+def _job_options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions:
+    from verifier.pipeline import JobOptions  # imported late: `--help` must not load the pipeline
 
     template = env.get("VERIFY_PATH_DEST_URI") or "qemu+ssh://{dest}/system"
     dest_uri = args.dest_uri or template.replace("{dest}", args.dest)
@@ -279,7 +310,9 @@ def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err:
         via=args.via,
         bandwidth=args.bandwidth,
         parallel=args.parallel,
-        ports=parse_ports(args.ports),
+        ports=parse_ports(args.ports) if args.ports else (),
+        profile=args.profile,
+        roles=_roles(args.role),
         interfaces=_split(args.interfaces),
         expectation=_expectation(args),
         captures_dir=args.captures_dir,
@@ -291,6 +324,29 @@ def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err:
         from verifier.predict import uri_host
 
         uri_host(opts.migrate_uri)  # a malformed URI is a usage error before anything is touched
+    return opts
+
+
+def _run_predict(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    """No migration, no capture: the chain and its evidence, and whether it meets the expectation."""
+    from verifier.pipeline import plan, predicted_verdict
+    from verifier.render import text
+
+    opts = _job_options(args, env)
+    _printer, backends = _backends(args, err)
+    p = plan(opts, backends)
+    verdict = predicted_verdict(p, opts.expectation)
+    if args.json:
+        out.write(json.dumps(text.prediction_dict(opts, p, verdict), indent=2) + "\n")
+    else:
+        out.write(text.render_prediction(opts, p, verdict))
+    return int(VERDICT_EXIT.get(verdict, ExitCode.INCONCLUSIVE))
+
+
+def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
+    from verifier.pipeline import run_job
+
+    opts = _job_options(args, env)
     _require_capture_privilege()
     printer, backends = _backends(args, err)
     try:
@@ -308,7 +364,9 @@ def _run_watch(args: argparse.Namespace, err: TextIO, out: TextIO) -> int:
         dest=args.dest,
         connect_uri="",
         dest_uri="",
-        ports=parse_ports(args.ports),
+        ports=parse_ports(args.ports) if args.ports else (),
+        profile=args.profile,
+        roles=_roles(args.role),
         interfaces=_split(args.interfaces),
         expectation=_expectation(args),
         captures_dir=args.captures_dir,

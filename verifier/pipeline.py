@@ -1,4 +1,5 @@
-"""Orchestration of the main job and `watch`: discover, predict, capture, migrate, reconcile, store.
+"""Orchestration of the main job, `predict` and `watch`: discover, predict, capture, migrate,
+reconcile, store.
 
 Back ends (topology source, route lookup, hypervisor, capture) are passed in, so tests can run
 the same orchestration against recorded inputs, and the CLI stays a thin shell around it.
@@ -14,14 +15,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from verifier import __version__, destconf, predict, prescribe, reconcile, runs
+from verifier import __version__, destconf, predict, prescribe, profiles, reconcile, roles, runs
 from verifier.capture.counting import PortRanges
+from verifier.capture.streams import KINDS
 from verifier.errors import UsageError
 from verifier.hypervisor import Hypervisor, MigrationRequest
 from verifier.model import (
     SCHEMA_VERSION,
     CaptureResult,
     Expectation,
+    Finding,
     Leg,
     MigrationResult,
     Prediction,
@@ -29,8 +32,7 @@ from verifier.model import (
     Report,
     Topology,
 )
-
-DEFAULT_PORTS: PortRanges = ((49152, 49215),)
+from verifier.routing import RouteLookup
 
 
 class Capture(Protocol):
@@ -53,7 +55,9 @@ class JobOptions:
     via: str | None = None
     bandwidth: int | None = None
     parallel: int | None = None
-    ports: PortRanges = DEFAULT_PORTS
+    ports: PortRanges = ()  # --ports: added to the profile's
+    profile: str = "qemu"
+    roles: tuple[tuple[str, str], ...] = ()  # --role IFACE=NAME
     interfaces: tuple[str, ...] = ()
     expectation: Expectation = field(default_factory=Expectation)
     captures_dir: Path = Path("captures")
@@ -65,7 +69,7 @@ class JobOptions:
 @dataclass(frozen=True)
 class Backends:
     topology: Callable[[], Topology]
-    routes: predict.RouteLookup
+    routes: RouteLookup
     hypervisor: HypervisorFactory
     capture: CaptureFactory
     log: Log = lambda _msg: None
@@ -99,88 +103,123 @@ def choose_interfaces(topology: Topology, requested: tuple[str, ...]) -> list[st
     return list(requested)
 
 
-def migration_target(opts: JobOptions, topology: Topology, hv: Hypervisor) -> tuple[str, Reason, str | None, str]:
+def labelled_topology(b: Backends, user_roles: tuple[tuple[str, str], ...]) -> Topology:
+    topology = roles.discover(b.topology(), dict(user_roles))
+    for iface, _role in user_roles:
+        if topology.get(iface) is None:
+            raise UsageError(f"--role names missing interface {iface!r}", hint="list them with `ip -br link`")
+    return topology
+
+
+def migration_target(
+    opts: JobOptions, topology: Topology, hv: Hypervisor, conf: destconf.DestConfig
+) -> tuple[str, Reason, str | None, str]:
     """(host QEMU will connect to, why, the migrate URI to pass or None, origin)."""
     if opts.migrate_uri:
-        host = predict.uri_host(opts.migrate_uri)
-        return (
-            host,
-            Reason("migration URI", f"--migrate-uri {opts.migrate_uri}", "given on the command line"),
-            opts.migrate_uri,
-            "migrate-uri",
-        )
+        why = Reason("migration URI", f"--migrate-uri {opts.migrate_uri}", "given on the command line")
+        return predict.uri_host(opts.migrate_uri), why, opts.migrate_uri, "migrate-uri"
     if opts.via:
-        uri, reason = predict.via_uri(topology, opts.via, opts.dest)
-        return predict.uri_host(uri), reason, uri, "via"
-    hostname = hv.destination_hostname()
-    conf = destconf.read(opts.dest, hostname)
+        uri, why = predict.via_uri(topology, opts.via, opts.dest)
+        return predict.uri_host(uri), why, uri, "via"
     if conf.migration_host:
-        return (
-            conf.migration_host,
-            Reason(
-                "migration URI",
-                f"none given: {opts.dest} hands out its migration_host {conf.migration_host!r}",
-                f'{conf.path}: migration_host = "{conf.migration_host}"',
-            ),
-            None,
-            "migration_host",
-        )
-    where = f"{conf.path} sets no migration_host" if conf.path else f"{opts.dest}'s qemu.conf is not readable here"
-    return (
-        hostname,
-        Reason(
+        why = Reason(
             "migration URI",
-            f"none given: {opts.dest}'s libvirtd hands out its hostname {hostname!r}",
-            f"{where}; libvirt then uses the hostname",
-        ),
-        None,
-        "hostname",
+            f"none given: {opts.dest} hands out its migration_host {conf.migration_host!r}",
+            f'{conf.path}: migration_host = "{conf.migration_host}"',
+        )
+        return conf.migration_host, why, None, "migration_host"
+    hostname = hv.destination_hostname()
+    where = f"{conf.path} sets no migration_host" if conf.path else f"{opts.dest}'s qemu.conf is not readable here"
+    why = Reason(
+        "migration URI",
+        f"none given: {opts.dest}'s libvirtd hands out its hostname {hostname!r}",
+        f"{where}; libvirt then uses the hostname",
     )
+    return hostname, why, None, "hostname"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything decided before anything is captured or migrated."""
+
+    topology: Topology
+    watch: list[str]
+    hv: Hypervisor | None
+    prediction: Prediction
+    ports: PortRanges
+    findings: tuple[Finding, ...] = ()
+
+
+def plan(opts: JobOptions, b: Backends) -> Plan:
+    """Discover, check the domain, derive the migration URI and predict the path."""
+    topology = labelled_topology(b, opts.roles)
+    watch = choose_interfaces(topology, opts.interfaces)
+    hv = b.hypervisor(opts.connect_uri, opts.dest_uri)
+    hv.check_domain(opts.vm)
+    conf = destconf.read(opts.dest)
+    host, why, migrate_uri, origin = migration_target(opts, topology, hv, conf)
+    prediction = predict.predict(host, why, topology, b.routes, dest=opts.dest)
+    prediction = replace(prediction, uri_origin=origin, migrate_uri=migrate_uri)
+    ports = profiles.ports_for(opts.profile, opts.ports, (conf.port_min, conf.port_max))
+    findings = list(prediction.findings)
+    if opts.expectation.given and prediction.interface:
+        wanted = reconcile.wanted_interfaces(topology, opts.expectation)
+        if not wanted & set(prediction.path):
+            target = opts.expectation.interfaces[0] if opts.expectation.interfaces else sorted(wanted)[0]
+            findings.append(
+                Finding(
+                    "predicted-wrong-path",
+                    "error",
+                    f"the stream will take {' -> '.join(prediction.path)}, not {', '.join(sorted(wanted))}",
+                    prescribe.path_fix(topology, opts.dest, target, prediction, vm=opts.vm, dest_uri=opts.dest_uri),
+                )
+            )
+    return Plan(topology, watch, hv, prediction, ports, tuple(findings))
+
+
+def predicted_verdict(p: Plan, expectation: Expectation) -> str:
+    if p.prediction.interface is None:
+        return "inconclusive"
+    if not expectation.given:
+        return "observed"
+    return "fail" if any(f.code == "predicted-wrong-path" for f in p.findings) else "pass"
 
 
 def _leg(
-    opts: JobOptions,
-    b: Backends,
-    topology: Topology,
-    hv: Hypervisor,
-    req: MigrationRequest,
-    watch: list[str],
-    run_dir: Path | None,
-    prediction: Prediction | None,
-    direction: str,
+    opts: JobOptions, b: Backends, p: Plan, hv: Hypervisor, req: MigrationRequest, run_dir: Path, direction: str
 ) -> Leg:
-    out_dir = run_dir / direction if run_dir is not None and direction != "outbound" else run_dir
-    if out_dir is not None:
-        out_dir.mkdir(mode=0o700, exist_ok=True)
-    capture = b.capture(watch, opts.ports, out_dir)
+    out_dir = run_dir / direction if direction != "outbound" else run_dir
+    out_dir.mkdir(mode=0o700, exist_ok=True)
+    capture = b.capture(p.watch, p.ports, out_dir)
     capture.start()
-    b.log(f"armed {len(watch)} sniffer(s): {', '.join(watch)}; migrating {opts.vm} ({direction})")
+    b.log(f"armed {len(p.watch)} sniffer(s): {', '.join(p.watch)}; migrating {opts.vm} ({direction})")
     try:
         migration = hv.migrate(req, b.progress)
     finally:
         # Stop whatever happens: the counts so far are evidence, and sockets must not linger.
         captured = capture.stop()
-    fix = (lambda iface: prescribe.path_fix(topology, opts.dest, iface)) if direction == "outbound" else None
-    expectation = opts.expectation if direction == "outbound" else Expectation()
-    return reconcile.decide(topology, captured, migration, prediction, expectation, direction, fix_for=fix)
+    if direction != "outbound":
+        return reconcile.decide(p.topology, captured, migration, None, Expectation(), direction)
+    prediction = p.prediction
+
+    def fix(iface: str) -> str:
+        return prescribe.path_fix(p.topology, opts.dest, iface, prediction, vm=opts.vm, dest_uri=opts.dest_uri)
+
+    return reconcile.decide(p.topology, captured, migration, prediction, opts.expectation, direction, fix_for=fix)
 
 
 def run_job(opts: JobOptions, b: Backends) -> Report:
-    topology = b.topology()
-    watch = choose_interfaces(topology, opts.interfaces)
-    hv = b.hypervisor(opts.connect_uri, opts.dest_uri)
-    hv.check_domain(opts.vm)
-    host, reason, migrate_uri, origin = migration_target(opts, topology, hv)
-    prediction = replace(predict.predict(host, reason, topology, b.routes), uri_origin=origin, migrate_uri=migrate_uri)
-    b.log(f"predicted path: {' -> '.join(prediction.path) or 'unknown'}")
+    p = plan(opts, b)
+    assert p.hv is not None
+    b.log(f"predicted path: {' -> '.join(p.prediction.path) or 'unknown'}")
     run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
-    req = MigrationRequest(opts.vm, opts.dest_uri, migrate_uri, opts.bandwidth, opts.parallel)
+    req = MigrationRequest(opts.vm, opts.dest_uri, p.prediction.migrate_uri, opts.bandwidth, opts.parallel)
     started = time.time()
-    outbound = _leg(opts, b, topology, hv, req, watch, run_dir, prediction, "outbound")
+    outbound = _leg(opts, b, p, p.hv, req, run_dir, "outbound")
     back = None
     if opts.round_trip and outbound.migration.status == "completed":
-        back = _return_leg(opts, b, topology, watch, run_dir)
-    report = _report(opts, topology, prediction, outbound, back, run_dir, started, source=_source_name(hv))
+        back = _return_leg(opts, b, p, run_dir)
+    report = _report(opts, p, outbound, back, run_dir, started, source=_source_name(p.hv))
     runs.store(report, run_dir)
     return report
 
@@ -193,24 +232,23 @@ def _source_name(hv: Hypervisor) -> str:
         return socket.gethostname()
 
 
-def _return_leg(opts: JobOptions, b: Backends, topology: Topology, watch: list[str], run_dir: Path) -> Leg:
+def _return_leg(opts: JobOptions, b: Backends, p: Plan, run_dir: Path) -> Leg:
     return_uri = opts.return_uri or opts.connect_uri
     back_hv = b.hypervisor(opts.dest_uri, return_uri)
     migrate_uri = None
     if opts.via:
         # Come back over the same link: this host's own address on the --via interface.
-        iface = topology.get(opts.via)
+        iface = p.topology.get(opts.via)
         addrs = [a for a in (iface.addresses if iface else ()) if not ipaddress.ip_interface(a).is_link_local]
         if addrs:
             migrate_uri = f"tcp://{ipaddress.ip_interface(addrs[0]).ip}"
     req = MigrationRequest(opts.vm, return_uri, migrate_uri, opts.bandwidth, opts.parallel)
-    return _leg(opts, b, topology, back_hv, req, watch, run_dir, None, "return")
+    return _leg(opts, b, p, back_hv, req, run_dir, "return")
 
 
 def _report(
     opts: JobOptions,
-    topology: Topology,
-    prediction: Prediction,
+    p: Plan,
     leg: Leg,
     back: Leg | None,
     run_dir: Path | None,
@@ -218,25 +256,25 @@ def _report(
     mode: str = "migrate",
     source: str | None = None,
 ) -> Report:
-    findings = leg.findings + tuple(
-        replace(f, message="return leg: " + f.message) for f in (back.findings if back else ())
-    )
+    # What the prediction alone showed (a slower link) stays; a predicted wrong path is now observed.
+    early = tuple(f for f in p.findings if f.code != "predicted-wrong-path")
+    returned = tuple(replace(f, message="return leg: " + f.message) for f in (back.findings if back else ()))
     return Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
         verdict=leg.verdict,
         vm=opts.vm,
-        source=source or topology.hostname or socket.gethostname(),
+        source=source or p.topology.hostname or socket.gethostname(),
         destination=opts.dest,
         expected=opts.expectation,
         observed_interface=leg.observed_interface,
         observed_path=leg.observed_path,
         interfaces=leg.interfaces,
-        stream=stream_summary(leg, opts.ports),
+        stream=stream_summary(leg, p.ports),
         migration=leg.migration,
-        prediction=prediction,
+        prediction=p.prediction,
         coverage=leg.coverage,
-        findings=findings,
+        findings=early + leg.findings + stream_findings(leg) + returned,
         run_dir=str(run_dir) if run_dir else None,
         started_at=started,
         expected_share=leg.expected_share,
@@ -247,47 +285,79 @@ def _report(
 
 def stream_summary(leg: Leg, ports: PortRanges) -> dict[str, Any]:
     conns = [c for c in leg.connections if c.payload_to_server or c.payload_to_client]
+    kinds = {}
+    for kind in KINDS:
+        mine = [c for c in conns if c.kind == kind]
+        if mine:
+            kinds[kind] = {
+                "connections": len(mine),
+                "bytes": sum(c.payload_to_server + c.payload_to_client for c in mine),
+            }
     return {
         "ports": [list(p) for p in ports],
         "endpoints": [f"{c.client}:{c.client_port} -> {c.server}:{c.server_port}" for c in conns],
         "server_ports": sorted({c.server_port for c in conns}),
         "connections": len(conns),
+        "kinds": kinds,
     }
+
+
+def stream_findings(leg: Leg) -> tuple[Finding, ...]:
+    tunnels = [c for c in leg.connections if c.kind in ("libvirtd-tunnel", "ssh-tunnel") and c.payload_to_server]
+    if not tunnels:
+        return ()
+    c = tunnels[0]
+    via = "libvirtd" if c.kind == "libvirtd-tunnel" else "ssh"
+    return (
+        Finding(
+            "tunnelled",
+            "info",
+            f"the migration rides the {via} control connection {c.client}:{c.client_port} -> "
+            f"{c.server}:{c.server_port} (VIR_MIGRATE_TUNNELLED): its path is the control connection's",
+            "the path follows the host name in the destination's libvirt URI (--dest-uri)",
+        ),
+    )
 
 
 def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle: float | None) -> Report:
     """Capture and reconcile a migration someone else triggers (Pacemaker, virsh)."""
-    topology = b.topology()
+    topology = labelled_topology(b, opts.roles)
     watch = choose_interfaces(topology, opts.interfaces)
+    ports = profiles.ports_for(opts.profile, opts.ports)
+    prediction = Prediction(None, None, None, reasons=(Reason("migration URI", "watch mode: not triggered here"),))
+    p = Plan(topology, watch, None, prediction, ports)
     run_dir = runs.create(opts.captures_dir, opts.vm or "watch", opts.dest or "any")
-    capture = b.capture(watch, opts.ports, run_dir)
+    capture = b.capture(watch, ports, run_dir)
     started = time.time()
     capture.start()
-    b.log(f"watching {', '.join(watch)} on ports {_ports_text(opts.ports)}")
+    b.log(f"watching {', '.join(watch)} on ports {_ports_text(ports)}")
     try:
         _wait(capture, duration, until_idle)
     finally:
         captured = capture.stop()
     migration = MigrationResult(status="not-run", migrate_uri=None, duration_s=captured.ended_at - started)
     leg = reconcile.decide(topology, captured, migration, None, opts.expectation, require_coverage=False)
-    prediction = Prediction(None, None, None, reasons=(Reason("migration URI", "watch mode: not triggered here"),))
-    report = _report(opts, topology, prediction, leg, None, run_dir, started, mode="watch")
+    report = _report(opts, p, leg, None, run_dir, started, mode="watch")
     runs.store(report, run_dir)
     return report
 
 
 def _wait(capture: Capture, duration: float | None, until_idle: float | None) -> None:
+    """Until DURATION passes, or traffic was seen and then stopped for UNTIL_IDLE, or Ctrl-C."""
     deadline = time.monotonic() + duration if duration else None
     counter = getattr(capture, "counter", None)
     seen_at, last = time.monotonic(), -1
-    while deadline is None or time.monotonic() < deadline:
-        time.sleep(0.2)
-        if until_idle and counter is not None:
-            total = sum(s.bytes_tx + s.bytes_rx for s in counter.ifaces.values())
-            if total != last:
-                last, seen_at = total, time.monotonic()
-            elif total > 0 and time.monotonic() - seen_at >= until_idle:
-                return
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+            if until_idle and counter is not None:
+                total = sum(s.bytes_tx + s.bytes_rx for s in counter.ifaces.values())
+                if total != last:
+                    last, seen_at = total, time.monotonic()
+                elif total > 0 and time.monotonic() - seen_at >= until_idle:
+                    return
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how an open-ended watch ends: report what was seen
 
 
 def _ports_text(ports: PortRanges) -> str:

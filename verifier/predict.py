@@ -163,29 +163,34 @@ def link_reason(topology: Topology, path: tuple[str, ...]) -> Reason:
 
 
 def slower_links(topology: Topology, egress: str, dest: str, hosts: Path = HOSTS) -> list[Finding]:
-    """Warn when another interface that reaches DEST would be faster than the chosen one."""
+    """Warn when another interface that reaches DEST would be faster than the chosen one.
+
+    Corosync ring links are left out: they reach the peer, but must not carry bulk traffic.
+    """
     chosen = chain_mbps(topology, topology.chain_down(egress))
     if not chosen:
         return []
-    out = []
+    faster = []
     for iface in topology.interfaces:
         if iface.name == egress or iface.master or iface.kind == "loopback":
+            continue
+        if iface.role and iface.role.startswith("corosync"):
             continue
         other = chain_mbps(topology, topology.chain_down(iface.name))
         if not other or other <= chosen:
             continue
-        for subnet in iface.addresses:
-            found = names_in_subnet(subnet, dest, hosts)
-            if found:
-                name, addr = found[0]
-                out.append(
-                    Finding(
-                        "slower-link",
-                        "warning",
-                        f"the stream will take {egress} ({chosen} Mbit/s) although {iface.name} ({other} Mbit/s) "
-                        f"also reaches {dest} ({name} = {addr})",
-                        f'migrate over {iface.name}: --via {iface.name}, or migration_host = "{name}" on {dest}',
-                    )
-                )
-                break
-    return out
+        found = [hit for subnet in iface.addresses for hit in names_in_subnet(subnet, dest, hosts)]
+        if found:
+            faster.append((iface.name, other, found[0]))
+    if not faster:
+        return []
+    best, speed, (name, addr) = max(faster, key=lambda f: f[1])
+    listed = ", ".join(f"{n} ({s} Mbit/s, {h[0]} = {h[1]})" for n, s, h in faster)
+    return [
+        Finding(
+            "slower-link",
+            "warning",
+            f"the stream will take {egress} ({chosen} Mbit/s) although faster links also reach {dest}: {listed}",
+            f'migrate over {best}: --via {best}, or migration_host = "{name}" on {dest}',
+        )
+    ]

@@ -87,18 +87,24 @@ def observed_path(
     return l3, tuple(path)
 
 
-def expected_share(
-    topology: Topology, expectation: Expectation, reports: tuple[InterfaceReport, ...], groups: dict[str, int]
-) -> float:
-    total = sum(groups.values())
-    if not total:
-        return 0.0
+def wanted_interfaces(topology: Topology, expectation: Expectation) -> set[str]:
+    """--expect names, plus interfaces holding an address inside an --expect-net network."""
     wanted = set(expectation.interfaces)
     for cidr in expectation.networks:
         net = ipaddress.ip_network(cidr, strict=False)
         for iface in topology.interfaces:
             if any(ipaddress.ip_interface(a).ip in net for a in iface.addresses):
                 wanted.add(iface.name)
+    return wanted
+
+
+def expected_share(
+    topology: Topology, expectation: Expectation, reports: tuple[InterfaceReport, ...], groups: dict[str, int]
+) -> float:
+    total = sum(groups.values())
+    if not total:
+        return 0.0
+    wanted = wanted_interfaces(topology, expectation)
     by_name = {r.name: r for r in reports}
     hit = 0
     for l3, group_bytes in groups.items():

@@ -8,6 +8,7 @@ user the line to change. Matching works on dumped messages, like topology.py.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -63,25 +64,30 @@ def _contains(prefix: str | None, length: int, address: str) -> bool:
     return ipaddress.ip_address(address) in ipaddress.ip_network(f"{prefix}/{length}", strict=False)
 
 
-def match_rule(rules: list[dict[str, Any]], dst: str, table: int | None) -> dict[str, Any] | None:
-    """The first rule (by priority) that a locally originated, unbound flow to DST matches and
-    that looks up TABLE. Selectors we cannot evaluate here (fwmark, uid) make a rule not match:
-    QEMU's migration socket carries no mark."""
+def matching_rules(rules: list[dict[str, Any]], dst: str) -> list[dict[str, Any]]:
+    """Lookup rules (by priority) that a locally originated, unbound flow to DST matches.
+
+    Selectors we cannot evaluate here (fwmark, uid, oif) make a rule not match: QEMU's migration
+    socket carries no mark. An unbound socket has no source address at lookup time, and locally
+    generated traffic has iif lo.
+    """
+    out = []
     for rule in sorted(rules, key=lambda r: attr(r, "FRA_PRIORITY") or 0):
         if rule.get("action", FR_ACT_TO_TBL) != FR_ACT_TO_TBL:
             continue
         if attr(rule, "FRA_FWMARK") or attr(rule, "FRA_UID_RANGE") or attr(rule, "FRA_OIFNAME"):
             continue
-        iif = attr(rule, "FRA_IIFNAME")
-        if iif not in (None, "lo"):
-            continue  # locally generated traffic has iif lo
-        if attr(rule, "FRA_SRC") and rule.get("src_len"):
-            continue  # an unbound socket has no source address yet at lookup time
-        if not _contains(attr(rule, "FRA_DST"), rule.get("dst_len", 0), dst):
+        if attr(rule, "FRA_IIFNAME") not in (None, "lo"):
             continue
-        if _rule_table(rule) == table:
-            return rule
-    return None
+        if attr(rule, "FRA_SRC") and rule.get("src_len"):
+            continue
+        if _contains(attr(rule, "FRA_DST"), rule.get("dst_len", 0), dst):
+            out.append(rule)
+    return out
+
+
+def rule_table(rule: dict[str, Any]) -> int:
+    return _rule_table(rule)
 
 
 def best_route(routes: list[dict[str, Any]], dst: str, oif: int | None) -> dict[str, Any] | None:
@@ -99,6 +105,18 @@ def best_route(routes: list[dict[str, Any]], dst: str, oif: int | None) -> dict[
     return best
 
 
+def explain(
+    rules: list[dict[str, Any]], tables: Callable[[int], list[dict[str, Any]]], dst: str, oif: int | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Which rule and route entry produced the kernel's answer: the first matching rule whose
+    table holds a route to DST leaving by the interface the kernel chose."""
+    for rule in matching_rules(rules, dst):
+        route = best_route(tables(rule_table(rule)), dst, oif)
+        if route is not None and route.get("type", 1) == 1:  # RTN_UNICAST
+            return rule, route
+    return None, None
+
+
 class NetlinkRoutes:
     """The real lookup, in this process's network namespace."""
 
@@ -106,7 +124,7 @@ class NetlinkRoutes:
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
-        family = 6 if ":" in dst else 4
+        af = 10 if ":" in dst else 2
         with IPRoute() as ipr:
             try:
                 answer = ipr.route("get", dst=dst)
@@ -118,12 +136,10 @@ class NetlinkRoutes:
             oif = msg.get_attr("RTA_OIF")
             links = ipr.get_links(oif) if oif else []
             name = links[0].get_attr("IFLA_IFNAME") if links else None
-            table = msg.get_attr("RTA_TABLE") or msg.get("table")
-            af = 10 if family == 6 else 2
             rules = [r.dump() for r in ipr.get_rules(family=af)]
-            routes = [r.dump() for r in ipr.get_routes(family=af, table=table)]
-        rule = match_rule(rules, dst, table)
-        route = best_route(routes, dst, oif)
+            # pyroute2 0.9 reports table 254 for every `route get`, so the table comes from the rules.
+            rule, route = explain(rules, lambda t: [r.dump() for r in ipr.get_routes(family=af, table=t)], dst, oif)
+        table = rule_table(rule) if rule else None
         prefix = metric = None
         if route is not None:
             length = route.get("dst_len", 0)

@@ -87,6 +87,8 @@ def exec_in_node(node: str, cmd: list[str]) -> int:
     # The main job's --dest-uri default for the lab: the destination's TCP listener.
     env["VERIFY_PATH_DEST_URI"] = "qemu+tcp://{dest}/system"
     env["VERIFY_PATH_LAB_NODE"] = node
+    # ip netns exec only overlays files that exist under /etc; the lab's corosync.conf is handed over.
+    env["VERIFY_PATH_COROSYNC_CONF"] = str(spec.node_dir(node) / "corosync.conf")
     os.execvpe("ip", ["ip", "netns", "exec", node, *cmd], env)
     return 127  # not reached
 

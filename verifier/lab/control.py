@@ -109,7 +109,8 @@ def _up(options: LabOptions, state_dir: Path, progress: Progress) -> str:
 
 
 def _options_json(options: LabOptions) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(options)))
+    # The layout version makes a lab built by older code count as different, so it is rebuilt.
+    return json.loads(json.dumps(asdict(options) | {"layout": spec.LAYOUT_VERSION}))
 
 
 def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:

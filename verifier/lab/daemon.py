@@ -45,6 +45,7 @@ def write_config(node: str, state_dir: Path, migration_host: str | None) -> Path
     if migration_host:
         qemu.append(f'migration_host = "{migration_host}"')
     (base / "etc" / "qemu.conf").write_text("\n".join(qemu) + "\n")
+    (base / "corosync.conf").write_text(spec.corosync_conf())
     return conf
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NODES: tuple[str, ...] = ("node1", "node2")
+LAYOUT_VERSION = 2  # bump when what `lab up` builds changes
 GUEST = "vm01"
 STATE_DIR = Path(os.environ.get("VERIFY_PATH_LAB_DIR", "/run/verify-path-lab"))
 LIBVIRT_PORT = 16509
@@ -79,6 +80,19 @@ def hosts_file(node: str) -> str:
             for peer in NODES:
                 lines.append(f"{spec.address(peer)}\t{peer}{suffix}")
     return "\n".join(lines) + "\n"
+
+
+def corosync_conf() -> str:
+    """A corosync.conf naming ring1 as ring0, so the tool's role discovery has something real to find."""
+    nodes = "".join(
+        f"    node {{\n        name: {n}\n        nodeid: {node_index(n)}\n"
+        f"        ring0_addr: {link('ring1').address(n)}\n    }}\n"
+        for n in NODES
+    )
+    return (
+        "totem {\n    version: 2\n    cluster_name: verify-path-lab\n    transport: knet\n}\n"
+        f"nodelist {{\n{nodes}}}\n"
+    )
 
 
 def libvirt_uri(node: str) -> str:

@@ -46,11 +46,12 @@ class ProgressPrinter:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            print(
-                f"verify-path: migrating {pct:5.1f}% ({human_bytes(processed)} sent, {rate})",
-                file=self.stream,
-                flush=True,
-            )
+            if not total:
+                # libvirt's begin/prepare phase: the destination QEMU is starting, nothing sent yet.
+                msg = "preparing the destination"
+            else:
+                msg = f"migrating {pct:5.1f}% ({human_bytes(processed)} sent, {rate})"
+            print(f"verify-path: {msg}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None and self._task is not None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from verifier.model import InterfaceReport, Leg, Report
+from typing import Any
+
+from verifier.model import SCHEMA_VERSION, InterfaceReport, Leg, Report, to_dict
 from verifier.render.units import human_bytes, mbit
 
 VERDICT_WORDS = {
@@ -25,12 +27,12 @@ def verdict_line(report: Report) -> str:
 
 def table(interfaces: tuple[InterfaceReport, ...]) -> list[str]:
     rows = [
-        f"  {'interface':<10} {'kind':<8} {'master':<7} {'role':<9} {'tx':>10} {'rx':>10} "
+        f"  {'interface':<10} {'kind':<8} {'master':<7} {'role':<16} {'tx':>10} {'rx':>10} "
         f"{'packets':>9} {'share':>7} {'drops':>6}"
     ]
     for r in interfaces:
         rows.append(
-            f"  {r.name:<10} {r.kind:<8} {r.master or '-':<7} {r.role or '-':<9} "
+            f"  {r.name:<10} {r.kind:<8} {r.master or '-':<7} {r.role or '-':<16} "
             f"{human_bytes(r.bytes_tx):>10} {human_bytes(r.bytes_rx):>10} {r.packets:>9} "
             f"{r.share:>7.1%} {r.drops:>6}"
         )
@@ -95,4 +97,63 @@ def render(report: Report) -> str:
     if report.run_dir:
         lines.append("")
         lines.append(f"run stored in {report.run_dir}")
+    return "\n".join(lines) + "\n"
+
+
+def prediction_dict(opts: Any, plan: Any, verdict: str) -> dict[str, Any]:
+    """The JSON of `predict`: the same `prediction` object as a run's, plus what it rests on."""
+    topo = plan.topology
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "mode": "predict",
+        "verdict": verdict,
+        "vm": opts.vm,
+        "destination": opts.dest,
+        "expected": to_dict(opts.expectation),
+        "prediction": to_dict(plan.prediction),
+        "ports": [list(p) for p in plan.ports],
+        "interfaces": [
+            {
+                "name": n,
+                "kind": i.kind,
+                "master": i.master,
+                "role": i.role,
+                "speed_mbps": i.effective_mbps,
+                "addresses": [a for a in i.addresses if not a.startswith("fe80")],
+            }
+            for n in plan.watch
+            if (i := topo.get(n))
+        ],
+        "findings": to_dict(plan.findings),
+    }
+
+
+def render_prediction(opts: Any, plan: Any, verdict: str) -> str:
+    pred = plan.prediction
+    word = {"pass": "PREDICTED PASS", "fail": "PREDICTED FAIL", "observed": "PREDICTED"}.get(verdict, "UNKNOWN")
+    lines = [
+        f"{word}: {opts.vm} -> {opts.dest} will take {' -> '.join(pred.path) or 'no known path'} "
+        "(nothing migrated, nothing captured)",
+        "",
+        "path explanation:",
+    ]
+    for reason in pred.reasons:
+        ev = f"  [{reason.evidence}]" if reason.evidence else ""
+        lines.append(f"  {reason.step}: {reason.detail}{ev}")
+    lines += ["", "interfaces that will be watched:"]
+    for name in plan.watch:
+        i = plan.topology.get(name)
+        if i is None:
+            continue
+        addrs = " ".join(a for a in i.addresses if not a.startswith("fe80")) or "-"
+        speed = f"{i.effective_mbps} Mbit/s" if i.effective_mbps else "speed unknown"
+        lines.append(f"  {name:<10} {i.kind:<8} {i.role or '-':<16} {speed:<14} {addrs}")
+    ports = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in plan.ports)
+    lines.append(f"  ports: {ports}")
+    if plan.findings:
+        lines += ["", "findings:"]
+        for f in plan.findings:
+            lines.append(f"  [{f.severity}] {f.code}: {f.message}")
+            if f.fix:
+                lines.append(f"      fix: {f.fix}")
     return "\n".join(lines) + "\n"

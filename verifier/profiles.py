@@ -1,0 +1,36 @@
+"""Port profiles: which ports carry a migration stream, per hypervisor stack (design.md section 4)."""
+
+from __future__ import annotations
+
+from verifier.capture.counting import PortRanges
+from verifier.errors import UsageError
+
+PROFILES: dict[str, PortRanges] = {
+    "qemu": ((49152, 49215),),  # libvirt QEMU migration_port_min..max default; NBD shares it
+    "libxl": ((49152, 49216),),  # libvirt's Xen driver
+    "xend": ((8002, 8002), (8003, 8003)),  # legacy xend relocation (8003: SSL)
+    "proxmox": ((60000, 60050),),  # Proxmox insecure migration
+    "tunnel": ((16509, 16509), (16514, 16514), (22, 22)),  # VIR_MIGRATE_TUNNELLED: libvirtd tcp/tls, ssh
+}
+
+
+def merge(*groups: PortRanges) -> PortRanges:
+    seen: list[tuple[int, int]] = []
+    for group in groups:
+        for rng in group:
+            if rng not in seen:
+                seen.append(rng)
+    return tuple(seen)
+
+
+def ports_for(
+    profile: str, extra: PortRanges = (), dest_range: tuple[int | None, int | None] = (None, None)
+) -> PortRanges:
+    """The profile's ports, the destination's configured QEMU range (qemu profile), then --ports."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown --profile {profile!r}", hint=f"use one of {', '.join(PROFILES)}")
+    base = PROFILES[profile]
+    lo, hi = dest_range
+    if profile == "qemu" and lo and hi and 1 <= lo <= hi <= 65535:
+        base = merge(base, ((lo, hi),))
+    return merge(base, extra)
