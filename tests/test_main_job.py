@@ -39,6 +39,7 @@ def test_default_path_takes_the_lan_and_fails_the_san_expectation(lab: None, tmp
     assert wrong, report["findings"]
     assert "node2" in wrong[0]["message"] and "203.0.113.12" in wrong[0]["message"]
     assert 'migration_host = "node2-san"' in wrong[0]["fix"] and "--via san0" in wrong[0]["fix"]
+    assert report["stream"]["kinds"]["qemu-main"]["connections"] == 1
     _check_run_dir(report)
 
 
@@ -127,3 +128,16 @@ def test_round_trip_via_san0_reports_both_legs_and_leaves_the_guest_home(lab: No
     san0 = next(i for i in back["interfaces"] if i["name"] == "san0")
     assert san0["bytes_rx"] > 0.9 * back["migration"]["data_processed"]
     assert "running" in virsh("node1", "domstate", "vm01").stdout
+
+
+def test_parallel_migration_is_recognised_as_multifd_channels(lab: None, tmp_path: Path) -> None:
+    code, report, err = verify_path(
+        "node1", "vm01", "node2", "--via", "san0", "--parallel", "2", "--round-trip", tmp=tmp_path
+    )
+    assert code == 0, err
+    kinds = report["stream"]["kinds"]
+    assert kinds["qemu-main"]["connections"] == 1
+    assert kinds["multifd"]["connections"] == 2
+    # The RAM travels on the multifd channels; the main stream carries device state.
+    assert kinds["multifd"]["bytes"] > 0.9 * report["migration"]["data_processed"]
+    _coverage_ok(report)
