@@ -120,3 +120,29 @@ def test_failed_migration_is_inconclusive_and_says_where_the_guest_is() -> None:
     leg = reconcile.decide(TOPO, capture(san0=10 * MB), failed, None, Expectation(interfaces=("san0",)))
     assert leg.verdict == "inconclusive"
     assert any(f.code == "migration-failed" and "source" in f.fix for f in leg.findings)
+
+
+def test_more_captured_than_the_interface_carried_is_flagged_and_inconclusive() -> None:
+    cap = capture(san0=100 * MB)
+    honest = CaptureResult(
+        tuple(c.__class__(**{**c.__dict__, "counter_tx": c.bytes_tx + 10, "counter_rx": 0}) for c in cap.interfaces),
+        (),
+        cap.ports,
+        0,
+        1,
+        128,
+        "",
+    )
+    assert reconcile.decide(TOPO, honest, done(), None, Expectation(interfaces=("san0",))).verdict == "pass"
+    bogus = CaptureResult(
+        tuple(c.__class__(**{**c.__dict__, "counter_tx": c.bytes_tx // 2}) for c in cap.interfaces),
+        (),
+        cap.ports,
+        0,
+        1,
+        128,
+        "",
+    )
+    leg = reconcile.decide(TOPO, bogus, done(), None, Expectation(interfaces=("san0",)))
+    assert leg.verdict == "inconclusive"
+    assert any(f.code == "impossible-count" and "san0 tx" in f.message for f in leg.findings)

@@ -130,6 +130,8 @@ class InterfaceCount:
     bins: tuple[Bin, ...] = ()
     pcap: str | None = None
     other_bytes: int = 0  # matched the filter but not a migration connection
+    counter_tx: int | None = None  # the interface's own byte counters over the capture (sysfs)
+    counter_rx: int | None = None
 
     @property
     def packets(self) -> int:
@@ -260,6 +262,8 @@ class InterfaceReport:
     other_bytes: int = 0
     pcap: str | None = None
     bins: tuple[Bin, ...] = ()
+    counter_tx: int | None = None
+    counter_rx: int | None = None
 
 
 @dataclass(frozen=True)

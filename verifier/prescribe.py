@@ -84,8 +84,9 @@ def path_fix(
 
 def route_fix(prediction: Prediction, expected: str, address: str) -> str:
     rule = next((r.detail for r in prediction.reasons if r.step == "policy rule"), "")
-    if rule and not rule.rstrip().endswith("lookup main") and "lookup local" not in rule:
-        prio = rule.split(":", 1)[0]
+    prio = rule.split(":", 1)[0]
+    # Only an `ip rule` line ("100: from all ...") names a rule; predict's "(no rule found ...)" does not.
+    if prio.isdigit() and not rule.rstrip().endswith("lookup main") and "lookup local" not in rule:
         return (
             f"policy rule `{rule}` sends {address} to table {prediction.table} out of {prediction.interface}: "
             f"remove it (`ip rule del priority {prio}`) or make that table route {address} dev {expected}"

@@ -23,7 +23,10 @@ from verifier.model import (
 
 PASS_SHARE = 0.95
 COVERAGE_RANGE = (0.90, 1.10)
-PATH_MEMBER_SHARE = 0.5  # a port/member is on the path when it carried half its L3 group's bytes
+PATH_MEMBER_SHARE = 0.5
+# Counters are read just after the sockets are armed and just after the last drain: a frame
+# queued in between can be captured but not counted. Allow that much, no more.
+COUNTER_SLACK = (1.001, 256 * 1024)  # a port/member is on the path when it carried half its L3 group's bytes
 
 FixFn = Callable[[str], str]  # expected interface -> the fix, in the user's tools' words
 
@@ -60,6 +63,8 @@ def interface_reports(topology: Topology, capture: CaptureResult) -> tuple[tuple
                 other_bytes=c.other_bytes,
                 pcap=c.pcap,
                 bins=c.bins,
+                counter_tx=c.counter_tx,
+                counter_rx=c.counter_rx,
             )
         )
     # L3 interfaces in index order, each followed by its ports/members: br0, eth0, ring1, san0 ...
@@ -117,6 +122,24 @@ def expected_share(
     return hit / total
 
 
+def impossible_counts(reports: tuple[InterfaceReport, ...]) -> list[Finding]:
+    """A sniffer can never see more bytes than the interface itself carried."""
+    out = []
+    factor, slack = COUNTER_SLACK
+    for r in reports:
+        for way, seen, counted in (("tx", r.bytes_tx, r.counter_tx), ("rx", r.bytes_rx, r.counter_rx)):
+            if counted is not None and seen > counted * factor + slack:
+                out.append(
+                    Finding(
+                        "impossible-count",
+                        "error",
+                        f"{r.name} {way}: captured {seen} bytes but the interface counted only {counted}",
+                        "the capture cannot be trusted: rerun, and report a bug if it persists",
+                    )
+                )
+    return out
+
+
 def coverage(groups: dict[str, int], migration: MigrationResult) -> Coverage:
     seen = sum(groups.values())
     processed = migration.data_processed
@@ -152,6 +175,8 @@ def decide(
     findings: list[Finding] = []
     share = expected_share(topology, expectation, reports, groups) if expectation.given else None
     drops = {r.name: r.drops for r in reports if r.drops}
+    impossible = impossible_counts(reports)
+    findings += impossible
 
     if migration.status == "failed":
         findings.append(
@@ -212,7 +237,7 @@ def decide(
         target = expectation.interfaces[0] if expectation.interfaces else want
         findings.append(Finding("wrong-path", "error", msg, fix_for(target) if fix_for else ""))
 
-    if migration.status == "failed" or observed is None or require_coverage and not cov.ok:
+    if migration.status == "failed" or observed is None or impossible or require_coverage and not cov.ok:
         verdict = "inconclusive"
     elif share is None:
         verdict = "observed"

@@ -65,7 +65,9 @@ def label(
 ) -> Topology:
     """Return TOPOLOGY with roles set; the user's labels win over discovered ones."""
     roles: dict[str, str] = {}
-    for value, role in corosync_addresses(corosync_text or ""):
+    # ringN_addr names the ring; bindnetaddr (in totem, before the nodelist) only says "corosync".
+    found = corosync_addresses(corosync_text or "")
+    for value, role in sorted(found, key=lambda vr: vr[1] == "corosync"):
         owner = _owner(topology, value)
         if owner:
             roles.setdefault(owner, role)

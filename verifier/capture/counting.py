@@ -17,6 +17,18 @@ PortRanges = tuple[tuple[int, int], ...]
 FIRST_PAYLOAD_BYTES = 16
 
 
+def _is_plain_ipv4(data: bytes | memoryview, linktype: int) -> bool:
+    """Ethernet, no VLAN tag, IPv4, TCP, not a later fragment: the frames the fast path takes."""
+    return (
+        linktype == LINKTYPE_ETHERNET
+        and len(data) >= 54
+        and data[12] == 8
+        and data[13] == 0
+        and data[23] == 6
+        and not ((data[20] & 0x1F) or data[21])
+    )
+
+
 def in_ranges(port: int, ranges: PortRanges) -> bool:
     return any(lo <= port <= hi for lo, hi in ranges)
 
@@ -51,6 +63,8 @@ class Counter:
         self.last_ts = t0
         self.ifaces: dict[str, _Iface] = {}
         self.conns: dict[tuple[str, int, str, int], _Conn] = {}
+        # (interface, IPv4 address+port bytes) -> what the slow path decided for that flow direction.
+        self._fast: dict[tuple[str, bytes], tuple[_Iface, list[int] | None, int, _Conn]] = {}
 
     def ensure(self, iface: str) -> None:
         self.ifaces.setdefault(iface, _Iface())
@@ -64,6 +78,28 @@ class Counter:
         orig_len: int,
         linktype: int = LINKTYPE_ETHERNET,
     ) -> None:
+        # Fast path, the hot one at line rate: an Ethernet IPv4 TCP frame of a flow already seen.
+        # Only the lengths are read; the slow path below decided everything else once per flow.
+        if linktype == LINKTYPE_ETHERNET and len(data) >= 54 and data[12] == 8 and data[13] == 0 and data[23] == 6:
+            fkey = (iface, bytes(data[26:38]))
+            hit = self._fast.get(fkey)
+            if hit is not None:
+                f_stats, f_per, f_way, f_conn = hit
+                if f_per is None:
+                    f_stats.other_bytes += orig_len
+                    return
+                ihl = (data[14] & 15) << 2
+                if len(data) >= 27 + ihl:
+                    total = (data[16] << 8) | data[17]
+                    l3 = orig_len - 14
+                    payload = (total if 0 < total < l3 else l3) - ihl - ((data[26 + ihl] >> 4) << 2)
+                    if payload < 0:
+                        payload = 0
+                    if not payload or len(f_conn.first[f_way]) >= FIRST_PAYLOAD_BYTES:
+                        f_per[f_way] += payload
+                        f_per[2] += 1
+                        self._count(f_stats, outgoing, ts, orig_len, payload)
+                        return
         seg = decode(data, orig_len, linktype)
         if seg is None:
             return
@@ -81,15 +117,20 @@ class Counter:
             else:
                 key, to_server = self._orient(seg.src, seg.sport, seg.dst, seg.dport, seg.flags)
                 conn = self.conns[key] = _Conn()
+        way = 0 if to_server else 1
+        fast_key = (iface, bytes(data[26:38])) if _is_plain_ipv4(data, linktype) else None
         if not in_ranges(key[3], self.ports):
             # A client whose ephemeral port falls in the range (e.g. libvirtd's control
             # connection): matched by the BPF filter, but not a migration stream.
             stats.other_bytes += orig_len
+            if fast_key:
+                self._fast[fast_key] = (stats, None, way, conn)
             return
         per = conn.per_iface.get(iface)
         if per is None:
             per = conn.per_iface[iface] = [0, 0, 0]
-        way = 0 if to_server else 1
+        if fast_key:
+            self._fast[fast_key] = (stats, per, way, conn)
         per[way] += seg.payload_len
         per[2] += 1
         got = conn.first[way]
@@ -97,6 +138,9 @@ class Counter:
             conn.first_iface[way] = iface
             take = min(seg.payload_len, FIRST_PAYLOAD_BYTES - len(got))  # never Ethernet padding
             conn.first[way] = got + bytes(data[seg.payload_offset : seg.payload_offset + take])
+        self._count(stats, outgoing, ts, orig_len, seg.payload_len)
+
+    def _count(self, stats: _Iface, outgoing: bool, ts: float, orig_len: int, payload: int) -> None:
         second = int(ts - self.t0) if ts >= self.t0 else 0
         if ts > self.last_ts:
             self.last_ts = ts
@@ -106,12 +150,12 @@ class Counter:
         if outgoing:
             stats.bytes_tx += orig_len
             stats.packets_tx += 1
-            stats.payload_tx += seg.payload_len
+            stats.payload_tx += payload
             b[0] += orig_len
         else:
             stats.bytes_rx += orig_len
             stats.packets_rx += 1
-            stats.payload_rx += seg.payload_len
+            stats.payload_rx += payload
             b[1] += orig_len
 
     def _orient(self, src: str, sport: int, dst: str, dport: int, flags: int) -> tuple[tuple[str, int, str, int], bool]:
@@ -133,8 +177,9 @@ class Counter:
         snaplen: int = 0,
         bpf: str = "",
         ended_at: float | None = None,
+        counters: dict[str, tuple[int, int]] | None = None,
     ) -> CaptureResult:
-        drops, kernel_packets, pcaps = drops or {}, kernel_packets or {}, pcaps or {}
+        drops, kernel_packets, pcaps, counters = drops or {}, kernel_packets or {}, pcaps or {}, counters or {}
         ifaces = tuple(
             InterfaceCount(
                 name=name,
@@ -146,6 +191,8 @@ class Counter:
                 payload_rx=s.payload_rx,
                 drops=drops.get(name, 0),
                 kernel_packets=kernel_packets.get(name, 0),
+                counter_tx=counters[name][0] if name in counters else None,
+                counter_rx=counters[name][1] if name in counters else None,
                 bins=tuple(Bin(sec, v[0], v[1]) for sec, v in sorted(s.bins.items())),
                 pcap=pcaps.get(name),
                 other_bytes=s.other_bytes,
