@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from verifier import __version__
-from verifier.errors import ExitCode, UsageError, VerifierError
+from verifier import __version__, signals
+from verifier.errors import ExitCode, NotStored, UsageError, VerifierError
 from verifier.model import Expectation, Report
 from verifier.profiles import PROFILES
 
@@ -139,6 +139,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--capture-buffer", type=_positive, default=None, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--keep-payload",
+        action="store_true",
+        help="store whole frames in the pcaps (default: headers only). WARNING: a migration stream "
+        "is the guest's memory in clear; this writes it to disk",
+    )
 
 
 def job_parser(env: Mapping[str, str], prog: str = "verify-path") -> argparse.ArgumentParser:
@@ -220,8 +226,16 @@ def main(
     env = os.environ if env is None else env
     out, err = stdout or sys.stdout, stderr or sys.stderr
     debug = "--debug" in argv
+    signals.install()
     try:
         return _dispatch(argv, env, out, err)
+    except NotStored as exc:
+        # The run happened: show its report anyway, then say what could not be kept.
+        report = exc.report
+        if isinstance(report, Report):
+            out.write(text_render(report))
+        print(f"verify-path: error: {exc.one_line()}", file=err)
+        return int(exc.exit_code)
     except VerifierError as exc:
         if debug:
             traceback.print_exc(file=err)
@@ -258,6 +272,7 @@ def _dispatch(argv: list[str], env: Mapping[str, str], out: TextIO, err: TextIO)
 def _backends(args: argparse.Namespace, err: TextIO):
     from verifier import topology
     from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
+    from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN
     from verifier.hypervisor import LibvirtHypervisor
     from verifier.pipeline import Backends
     from verifier.render.progress import ProgressPrinter
@@ -266,8 +281,18 @@ def _backends(args: argparse.Namespace, err: TextIO):
     printer = ProgressPrinter(err)
     rcvbuf = args.capture_buffer or DEFAULT_RCVBUF
 
+    snaplen = DEFAULT_SNAPLEN
+    if args.keep_payload:
+        snaplen = FULL_SNAPLEN
+        print(
+            "verify-path: WARNING: --keep-payload writes whole frames: the pcaps will hold the guest's memory "
+            "in clear (passwords, keys, data). Protect or delete them.",
+            file=err,
+            flush=True,
+        )
+
     def capture(ifaces, ports, out_dir):
-        return LiveCapture(ifaces, ports, out_dir, rcvbuf=rcvbuf)
+        return LiveCapture(ifaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf)
 
     return printer, Backends(
         topology=topology.discover,
@@ -280,10 +305,15 @@ def _backends(args: argparse.Namespace, err: TextIO):
 
 
 def _require_capture_privilege() -> None:
-    from verifier.errors import EnvironmentProblem
+    from verifier.capture.live import check_privilege
 
-    if os.geteuid() != 0:
-        raise EnvironmentProblem("capturing needs root (CAP_NET_RAW)", hint="run verify-path as root")
+    check_privilege()
+
+
+def text_render(report: Report) -> str:
+    from verifier.render import text
+
+    return text.render(report)
 
 
 def _roles(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
@@ -382,18 +412,26 @@ def _finish(report: Report, args: argparse.Namespace, out: TextIO) -> int:
     from verifier import runs
     from verifier.render import chart, text
 
+    chart_note = ""
     if report.run_dir:
-        png = chart.render(report, Path(report.run_dir) / "chart.png")
-        if args.chart:
-            shutil.copyfile(png, args.chart)
+        try:
+            png = chart.render(report, Path(report.run_dir) / "chart.png")
+            if args.chart:
+                shutil.copyfile(png, args.chart)
+        except OSError as exc:  # a full disk costs the chart, not the verdict
+            chart_note = f"chart not written: {exc.strerror or exc}\n"
     if args.json:
         out.write(json.dumps(runs.report_dict(report), indent=2) + "\n")
     else:
         out.write(text.render(report))
-        if args.chart:
+        if chart_note:
+            out.write(chart_note)
+        elif args.chart:
             out.write(f"chart written to {args.chart}\n")
         elif report.run_dir:
             out.write(f"chart: {Path(report.run_dir) / 'chart.png'}\n")
+    if report.migration.status == "interrupted":
+        return int(ExitCode.INTERRUPTED)
     if report.migration.status == "failed":
         return int(ExitCode.MIGRATION_FAILED)
     return int(VERDICT_EXIT.get(report.verdict, ExitCode.INCONCLUSIVE))

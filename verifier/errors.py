@@ -45,5 +45,9 @@ class MigrationFailed(VerifierError):
     exit_code = ExitCode.MIGRATION_FAILED
 
 
-class Interrupted(VerifierError):
-    exit_code = ExitCode.INTERRUPTED
+class NotStored(EnvironmentProblem):
+    """The run happened but its record could not be written; the report travels with the error."""
+
+    def __init__(self, message: str, report: object, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.report = report

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from verifier.errors import EnvironmentProblem, Interrupted, MigrationFailed, UsageError
+from verifier import signals
+from verifier.errors import EnvironmentProblem, MigrationFailed, UsageError
 from verifier.model import MigrationResult
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -44,6 +45,14 @@ def _libvirt() -> Any:
     # libvirt prints every error to stderr by default; ours are reported once, as one line.
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
     return libvirt
+
+
+def host_uuid(conn: Any) -> str:
+    """The host UUID libvirt reports in its capabilities (libvirtd.conf host_uuid, else SMBIOS)."""
+    import xml.etree.ElementTree as ET
+
+    node = ET.fromstring(conn.getCapabilities()).find("./host/uuid")
+    return node.text.strip() if node is not None and node.text else ""
 
 
 def open_connection(uri: str, role: str) -> Any:
@@ -99,8 +108,12 @@ class LibvirtHypervisor:
             raise UsageError(
                 f"domain {vm!r} already has a job in progress", hint="wait for it, or `virsh domjobabort` it"
             )
-        if self.dst.getHostname() == self.src.getHostname() and self.dst.getURI() == self.src.getURI():
-            raise UsageError("destination is the source host", hint="name another host as DEST")
+        if host_uuid(self.dst) == host_uuid(self.src):
+            raise UsageError(
+                f"destination is the source host ({self.dest_uri} and {self.source_uri} share host UUID "
+                f"{host_uuid(self.src)})",
+                hint="name another host as DEST",
+            )
 
     def destination_hostname(self) -> str:
         return str(self.dst.getHostname())
@@ -154,9 +167,19 @@ class LibvirtHypervisor:
                 peak = max(peak, float(stats.get("memory_bps", 0) or 0))
                 progress(stats)
         except KeyboardInterrupt:
-            self._abort(dom)
-            thread.join(30)
-            raise Interrupted("interrupted: the migration job was aborted; the guest stays on the source") from None
+            # Abort and wait for libvirt to roll back; a second Ctrl-C must not cut this short.
+            with signals.shielded("aborting the migration"):
+                self._abort(dom)
+                thread.join(60)
+                return MigrationResult(
+                    status="interrupted",
+                    migrate_uri=req.migrate_uri,
+                    dest_uri=req.dest_uri,
+                    duration_s=time.time() - started,
+                    started_at=started,
+                    error="interrupted: the migration job was aborted (virDomainAbortJob)",
+                    guest_location=self.locate(req.vm),
+                )
         duration = time.time() - started
         if "error" in outcome:
             return MigrationResult(

@@ -168,6 +168,7 @@ class CaptureResult:
     ended_at: float
     snaplen: int
     bpf: str
+    problems: tuple[str, ...] = ()  # e.g. a pcap that could not be written completely
 
     def get(self, name: str) -> InterfaceCount | None:
         return next((i for i in self.interfaces if i.name == name), None)

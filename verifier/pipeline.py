@@ -11,15 +11,18 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from verifier import __version__, destconf, predict, prescribe, profiles, reconcile, roles, runs
+from verifier import __version__, destconf, predict, prescribe, profiles, reconcile, roles, runs, signals
 from verifier.capture.counting import PortRanges
 from verifier.capture.streams import KINDS
-from verifier.errors import UsageError
+from verifier.errors import NotStored, UsageError
 from verifier.hypervisor import Hypervisor, MigrationRequest
+from verifier.lock import host_lock
 from verifier.model import (
     SCHEMA_VERSION,
     CaptureResult,
@@ -32,6 +35,7 @@ from verifier.model import (
     Report,
     Topology,
 )
+from verifier.resolve import resolve
 from verifier.routing import RouteLookup
 
 
@@ -154,6 +158,12 @@ def plan(opts: JobOptions, b: Backends) -> Plan:
     """Discover, check the domain, derive the migration URI and predict the path."""
     topology = labelled_topology(b, opts.roles)
     watch = choose_interfaces(topology, opts.interfaces)
+    dest_host = urlsplit(opts.dest_uri).hostname
+    if dest_host and resolve(dest_host).address is None:
+        raise UsageError(
+            f"destination {dest_host!r} does not resolve on this host",
+            hint="check the name (hosts file, DNS) or give --dest-uri with an address",
+        )
     hv = b.hypervisor(opts.connect_uri, opts.dest_uri)
     hv.check_domain(opts.vm)
     conf = destconf.read(opts.dest)
@@ -197,7 +207,8 @@ def _leg(
         migration = hv.migrate(req, b.progress)
     finally:
         # Stop whatever happens: the counts so far are evidence, and sockets must not linger.
-        captured = capture.stop()
+        with signals.shielded("stopping the sniffers"):
+            captured = capture.stop()
     if direction != "outbound":
         return reconcile.decide(p.topology, captured, migration, None, Expectation(), direction)
     prediction = p.prediction
@@ -208,20 +219,34 @@ def _leg(
     return reconcile.decide(p.topology, captured, migration, prediction, opts.expectation, direction, fix_for=fix)
 
 
-def run_job(opts: JobOptions, b: Backends) -> Report:
-    p = plan(opts, b)
-    assert p.hv is not None
-    b.log(f"predicted path: {' -> '.join(p.prediction.path) or 'unknown'}")
-    run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
-    req = MigrationRequest(opts.vm, opts.dest_uri, p.prediction.migrate_uri, opts.bandwidth, opts.parallel)
-    started = time.time()
-    outbound = _leg(opts, b, p, p.hv, req, run_dir, "outbound")
-    back = None
-    if opts.round_trip and outbound.migration.status == "completed":
-        back = _return_leg(opts, b, p, run_dir)
-    report = _report(opts, p, outbound, back, run_dir, started, source=_source_name(p.hv))
-    runs.store(report, run_dir)
-    return report
+def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextManager[None]] = host_lock) -> Report:
+    """The main job. The run directory is written even when the migration fails or is interrupted."""
+    with lock():
+        p = plan(opts, b)
+        assert p.hv is not None
+        b.log(f"predicted path: {' -> '.join(p.prediction.path) or 'unknown'}")
+        run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
+        req = MigrationRequest(opts.vm, opts.dest_uri, p.prediction.migrate_uri, opts.bandwidth, opts.parallel)
+        started = time.time()
+        outbound = _leg(opts, b, p, p.hv, req, run_dir, "outbound")
+        back = None
+        if opts.round_trip and outbound.migration.status == "completed":
+            back = _return_leg(opts, b, p, run_dir)
+        with signals.shielded("storing the run"):
+            report = _report(opts, p, outbound, back, run_dir, started, source=_source_name(p.hv))
+            _store(report, run_dir)
+        return report
+
+
+def _store(report: Report, run_dir: Path) -> None:
+    try:
+        runs.store(report, run_dir)
+    except OSError as exc:
+        raise NotStored(
+            f"could not write {run_dir / 'run.json'}: {exc.strerror or exc}",
+            report,
+            hint="the report follows on stdout; free space or choose another --captures-dir",
+        ) from None
 
 
 def _source_name(hv: Hypervisor) -> str:
@@ -274,7 +299,7 @@ def _report(
         migration=leg.migration,
         prediction=p.prediction,
         coverage=leg.coverage,
-        findings=early + leg.findings + stream_findings(leg) + returned,
+        findings=early + leg.findings + stream_findings(leg) + cleartext_findings(leg, p.topology) + returned,
         run_dir=str(run_dir) if run_dir else None,
         started_at=started,
         expected_share=leg.expected_share,
@@ -319,6 +344,36 @@ def stream_findings(leg: Leg) -> tuple[Finding, ...]:
     )
 
 
+CLEARTEXT_KINDS = ("qemu-main", "multifd", "nbd")
+OTHER_TRAFFIC_SHARE = 0.05
+
+
+def cleartext_findings(leg: Leg, topology: Topology) -> tuple[Finding, ...]:
+    """A clear-text stream (guest RAM) on a link that also carries other traffic deserves a warning."""
+    kinds = {c.kind for c in leg.connections if c.payload_to_server}
+    if not kinds & set(CLEARTEXT_KINDS) or "tls" in kinds or leg.observed_interface is None:
+        return ()
+    iface = topology.get(leg.observed_interface)
+    report = next((r for r in leg.interfaces if r.name == leg.observed_interface), None)
+    shared = iface is not None and (iface.kind == "bridge" or (iface.role or "").startswith(("lan", "corosync")))
+    if report is not None and report.counter_tx is not None and report.counter_rx is not None:
+        carried = report.counter_tx + report.counter_rx
+        seen = report.bytes_tx + report.bytes_rx
+        shared = shared or (carried > 0 and (carried - seen) / carried > OTHER_TRAFFIC_SHARE)
+    if not shared:
+        return ()
+    return (
+        Finding(
+            "cleartext-on-shared-link",
+            "warning",
+            f"the migration stream (guest memory, unencrypted) crossed {leg.observed_interface}, a link that "
+            "also carries other traffic",
+            "use TLS migration (virsh migrate --tls; migrate_tls_force = 1 in qemu.conf) or a dedicated "
+            "migration link (--via / migration_host)",
+        ),
+    )
+
+
 def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle: float | None) -> Report:
     """Capture and reconcile a migration someone else triggers (Pacemaker, virsh)."""
     topology = labelled_topology(b, opts.roles)
@@ -338,7 +393,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     migration = MigrationResult(status="not-run", migrate_uri=None, duration_s=captured.ended_at - started)
     leg = reconcile.decide(topology, captured, migration, None, opts.expectation, require_coverage=False)
     report = _report(opts, p, leg, None, run_dir, started, mode="watch")
-    runs.store(report, run_dir)
+    _store(report, run_dir)
     return report
 
 

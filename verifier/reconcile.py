@@ -184,6 +184,10 @@ def decide(
     drops = {r.name: r.drops for r in reports if r.drops}
     impossible = impossible_counts(reports)
     findings += impossible
+    findings += [
+        Finding("capture-problem", "warning", problem, "free space in --captures-dir or choose another")
+        for problem in capture.problems
+    ]
 
     if migration.status == "failed":
         findings.append(
@@ -213,7 +217,7 @@ def decide(
                 "counts on that interface are lower bounds",
             )
         )
-    if require_coverage and observed is not None and not cov.ok:
+    if require_coverage and observed is not None and not cov.ok and migration.status == "completed":
         pct = f"{cov.ratio:.1%}" if cov.ratio is not None else "unknown"
         findings.append(
             Finding(
@@ -244,7 +248,17 @@ def decide(
         target = expectation.interfaces[0] if expectation.interfaces else want
         findings.append(Finding("wrong-path", "error", msg, fix_for(target) if fix_for else ""))
 
-    if migration.status == "failed" or observed is None or impossible or require_coverage and not cov.ok:
+    if migration.status == "interrupted":
+        verdict = "interrupted"
+        findings.append(
+            Finding(
+                "interrupted",
+                "warning",
+                f"the run was interrupted: {migration.error}",
+                f"the guest is on the {migration.guest_location or 'unknown'} host",
+            )
+        )
+    elif migration.status == "failed" or observed is None or impossible or require_coverage and not cov.ok:
         verdict = "inconclusive"
     elif share is None:
         verdict = "observed"

@@ -174,6 +174,20 @@ class Counter:
             stats.payload_rx += payload
             b[1] += orig_len
 
+    def orient_outgoing(self, data: bytes | memoryview, orig_len: int, linktype: int = LINKTYPE_ETHERNET) -> bool:
+        """Whether the frame goes client -> server, as `add` would orient its connection; False if not TCP.
+
+        For captures that do not record direction: the client (the source hypervisor) sends the stream.
+        """
+        seg = decode(data, orig_len, linktype)
+        if seg is None:
+            return False
+        if (seg.src, seg.sport, seg.dst, seg.dport) in self.conns:
+            return True
+        if (seg.dst, seg.dport, seg.src, seg.sport) in self.conns:
+            return False
+        return self._orient(seg.src, seg.sport, seg.dst, seg.dport, seg.flags)[1]
+
     def _orient(self, src: str, sport: int, dst: str, dport: int, flags: int) -> tuple[tuple[str, int, str, int], bool]:
         """Decide client -> server for a new connection; return (key, this frame goes to server)."""
         fwd, rev = (src, sport, dst, dport), (dst, dport, src, sport)
@@ -194,6 +208,7 @@ class Counter:
         bpf: str = "",
         ended_at: float | None = None,
         counters: dict[str, tuple[int, int]] | None = None,
+        problems: tuple[str, ...] = (),
     ) -> CaptureResult:
         drops, kernel_packets, pcaps, counters = drops or {}, kernel_packets or {}, pcaps or {}, counters or {}
         ifaces = tuple(
@@ -247,4 +262,5 @@ class Counter:
             ended_at=ended_at or self.last_ts,
             snaplen=snaplen,
             bpf=bpf,
+            problems=problems,
         )

@@ -53,6 +53,16 @@ def read_counters(name: str, root: Path = Path("/sys/class/net")) -> tuple[int, 
         return None
 
 
+def check_privilege() -> None:
+    """Fail early, before anything is migrated, when packet sockets are not allowed (no CAP_NET_RAW)."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+    except PermissionError:
+        raise EnvironmentProblem(
+            "capturing needs CAP_NET_RAW (root)", hint="run verify-path as root, with CAP_NET_RAW"
+        ) from None
+
+
 def parse_packet_stats(raw: bytes) -> tuple[int, int]:
     """struct tpacket_stats {u32 tp_packets; u32 tp_drops}; tp_packets already includes drops."""
     packets, drops = struct.unpack("=II", raw[:8])
@@ -99,6 +109,7 @@ class LiveCapture:
         self._socks: dict[int, tuple[str, socket.socket, Ring, int]] = {}
         self._holders: list[Any] = []
         self._writers: dict[str, PcapWriter] = {}
+        self._pcap_errors: dict[str, str] = {}
         self._drops: dict[str, int] = {}
         self._kpackets: dict[str, int] = {}
         self._counters0: dict[str, tuple[int, int]] = {}
@@ -160,6 +171,7 @@ class LiveCapture:
             bpf=self.bpf,
             ended_at=ended,
             counters=deltas,
+            problems=tuple(f"pcap incomplete: {err}" for err in self._pcap_errors.values()),
         )
 
     def _loop(self) -> None:
@@ -191,13 +203,23 @@ class LiveCapture:
         writer = self._writers.get(name)
         out_dir = self.out_dir
 
+        broken = name in self._pcap_errors
+
         def handle(ts: float, frame: memoryview, orig_len: int, outgoing: bool) -> None:
-            nonlocal writer
+            nonlocal writer, broken
             add(name, outgoing, ts, frame, orig_len, linktype)
-            if out_dir is not None:
+            if out_dir is None or broken:
+                return
+            try:
                 if writer is None:
                     writer = self._writers[name] = PcapWriter(out_dir / f"{name}.pcap", linktype, self.snaplen)
                 writer.write(ts, frame, orig_len)
+            except OSError as exc:
+                # A full or failing disk costs the pcap, never the counts: keep counting.
+                broken = True
+                self._pcap_errors[name] = f"{name}.pcap: {exc.strerror or exc}"
+                if writer is not None:
+                    writer.abandon()
 
         ring.drain(handle, limit)
 
@@ -217,8 +239,11 @@ class LiveCapture:
             except OSError:
                 pass
         self._holders.clear()
-        for writer in self._writers.values():
-            writer.close()
+        for name, writer in self._writers.items():
+            try:
+                writer.close()
+            except OSError as exc:
+                self._pcap_errors.setdefault(name, f"{name}.pcap: {exc.strerror or exc}")
 
     def __enter__(self) -> LiveCapture:
         self.start()

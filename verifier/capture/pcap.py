@@ -17,6 +17,7 @@ from verifier.errors import UsageError
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D
 DEFAULT_SNAPLEN = 128  # enough for Ethernet+VLAN+IPv6+TCP options and the stream's first bytes
+FULL_SNAPLEN = 262144  # --keep-payload: whole frames, GSO super-packets included
 _HDR = struct.Struct("<IHHiIII")
 _REC = struct.Struct("<IIII")
 
@@ -46,10 +47,26 @@ class PcapWriter:
             buf.clear()
 
     def close(self) -> None:
-        if self._buf:
-            self._f.write(self._buf)
-            self._buf.clear()
-        self._f.close()
+        try:
+            if self._buf:
+                self._f.write(self._buf)
+                self._buf.clear()
+            self._f.close()
+        except OSError:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """After a write error (a full disk): keep a valid, empty capture, free the space for run.json."""
+        self._buf.clear()
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        try:
+            os.truncate(self.path, _HDR.size)
+        except OSError:
+            pass
 
 
 class PcapError(UsageError):

@@ -1,0 +1,42 @@
+"""Signals: SIGTERM behaves like Ctrl-C, and cleanup runs shielded from a second Ctrl-C.
+
+A user who presses Ctrl-C twice must not skip the abort of a half-done migration or the
+storing of the partial run; the second press is acknowledged, not obeyed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread, like SIGINT."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+@contextlib.contextmanager
+def shielded(what: str = "cleaning up") -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM only print a note; the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(_signum: int, _frame: FrameType | None) -> None:
+        print(f"verify-path: {what}, please wait", file=sys.stderr, flush=True)
+
+    old = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
