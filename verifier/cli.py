@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from verifier import __version__, signals
+from verifier.cli_records import RECORD_COMMANDS
+from verifier.cli_records import dispatch as dispatch_records
 from verifier.errors import ExitCode, NotStored, UsageError, VerifierError
 from verifier.model import Expectation, Report
 from verifier.profiles import PROFILES
@@ -41,7 +43,7 @@ VERDICT_EXIT = {
     "fail": ExitCode.WRONG_PATH,
     "inconclusive": ExitCode.INCONCLUSIVE,
 }
-SUBCOMMANDS = ("lab", "watch", "predict")
+SUBCOMMANDS = ("lab", "watch", "predict", "report", "compare", "runs", "analyze")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -155,6 +157,10 @@ def job_parser(env: Mapping[str, str], prog: str = "verify-path") -> argparse.Ar
         "other commands:\n"
         "  verify-path predict VM DEST ...   the path and its reasons, without migrating\n"
         "  verify-path watch ...             capture a migration started elsewhere\n"
+        "  verify-path report RUN ...        re-render a stored run (text, markdown, html, json, junit)\n"
+        "  verify-path compare RUN_A RUN_B   compare two stored runs\n"
+        "  verify-path runs                  list stored runs\n"
+        "  verify-path analyze PCAP...       count pcaps made by tcpdump/tshark, store them as a run\n"
         "  verify-path lab ...               the two-node test lab (up, down, status, exec)",
         epilog=EXIT_CODES,
     )
@@ -257,6 +263,8 @@ def _dispatch(argv: list[str], env: Mapping[str, str], out: TextIO, err: TextIO)
     if argv and argv[0] == "watch":
         args = watch_parser().parse_args(argv[1:])
         return _run_watch(args, err, out)
+    if argv and argv[0] in RECORD_COMMANDS:
+        return dispatch_records(argv[0], argv[1:], _Parser, EXIT_CODES, out)
     if argv and argv[0] == "predict":
         args = job_parser(env, prog="verify-path predict").parse_args(argv[1:])
         return _run_predict(args, env, out, err)

@@ -1,0 +1,188 @@
+"""Commands on stored runs, no live system needed: `report`, `compare`, `runs`, `analyze`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from verifier.errors import ExitCode, UsageError
+
+RECORD_COMMANDS = ("report", "compare", "runs", "analyze")
+VERDICT_EXIT = {"pass": 0, "observed": 0, "fail": 1, "inconclusive": 3, "interrupted": 130}
+
+
+def _write(text: str, output: Path | None, out: TextIO) -> None:
+    if output is None:
+        out.write(text)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose another -o path") from None
+    out.write(f"written to {output}\n")
+
+
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier import runs
+    from verifier.render import formats
+
+    report = runs.load(Path(args.run))
+    try:
+        fmt = formats.parse(args.format)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _write(formats.render(report, fmt, Path(report.run_dir) if report.run_dir else None), args.output, out)
+    return 0
+
+
+def _compare(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier import compare, runs
+    from verifier.render import chart
+
+    a, b = runs.load(Path(args.run_a)), runs.load(Path(args.run_b))
+    result = compare.compare(a, b, args.max_slowdown)
+    out.write(compare.render_text(result))
+    if args.chart:
+        chart.render_compare(a, b, args.chart)
+        out.write(f"comparison chart: {args.chart}\n")
+    return result.exit_code
+
+
+def _runs(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier import runs
+
+    found = runs.list_runs(args.captures_dir)
+    if args.json:
+        out.write(
+            json.dumps(
+                [{**r.__dict__, "run_dir": str(r.run_dir), "expected": list(r.expected)} for r in found], indent=2
+            )
+            + "\n"
+        )
+        return 0
+    if not found:
+        out.write(f"no runs in {args.captures_dir}\n")
+        return 0
+    out.write(f"{'time':<21} {'vm':<12} {'destination':<12} {'verdict':<13} {'observed':<10} {'expected':<12} run\n")
+    for r in found:
+        out.write(
+            f"{r.time:<21} {r.vm:<12} {r.destination:<12} {r.verdict:<13} {r.observed_interface or '-':<10} "
+            f"{','.join(r.expected) or '-':<12} {r.run_dir}\n"
+        )
+    return 0
+
+
+def _analyze(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier import analyze
+
+    report = analyze.run_offline(args)
+    from verifier.render import chart, text
+
+    run_dir = Path(report.run_dir) if report.run_dir else None
+    if run_dir:
+        chart.render(report, run_dir / "chart.png")
+    if args.json:
+        from verifier import runs
+
+        out.write(json.dumps(runs.report_dict(report), indent=2) + "\n")
+    else:
+        out.write(text.render(report))
+    return VERDICT_EXIT.get(report.verdict, int(ExitCode.INCONCLUSIVE))
+
+
+def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -> dict[str, argparse.ArgumentParser]:
+    fmt = argparse.RawDescriptionHelpFormatter
+    rep = parser_class(
+        prog="verify-path report",
+        epilog=epilog,
+        formatter_class=fmt,
+        description="Re-render a stored run without any live system.",
+    )
+    rep.add_argument("run", metavar="RUN", help="a run directory or its run.json")
+    rep.add_argument("--format", default="text", help="text (default), markdown, html, json or junit")
+    rep.add_argument("-o", "--output", type=Path, help="write to this file (mode 0600) instead of stdout")
+
+    cmp_ = parser_class(
+        prog="verify-path compare",
+        epilog=epilog,
+        formatter_class=fmt,
+        description="Compare two stored runs: path, bytes and share per interface, throughput, "
+        "duration, coverage, findings. Exit 1 when the path moved away from the "
+        "expected link or throughput fell by more than --max-slowdown.",
+    )
+    cmp_.add_argument("run_a", metavar="RUN_A")
+    cmp_.add_argument("run_b", metavar="RUN_B")
+    cmp_.add_argument("--max-slowdown", type=float, metavar="PCT", help="allowed throughput drop, percent")
+    cmp_.add_argument("--chart", type=Path, metavar="PATH", help="write a comparison chart (.png or .svg)")
+
+    lst = parser_class(
+        prog="verify-path runs",
+        epilog=epilog,
+        formatter_class=fmt,
+        description="List stored runs: time, VM, destination, verdict, observed link.",
+    )
+    lst.add_argument("--captures-dir", type=Path, default=Path("captures"), metavar="DIR")
+    lst.add_argument("--json", action="store_true")
+
+    ana = parser_class(
+        prog="verify-path analyze",
+        epilog=epilog,
+        formatter_class=fmt,
+        description="Count pcap/pcapng files made by tcpdump or tshark (any snap length, Ethernet "
+        "or Linux cooked) and store the result as a run, like a live one.",
+    )
+    ana.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")
+    ana.add_argument(
+        "--iface-map",
+        action="append",
+        default=[],
+        metavar="FILE=IFACE",
+        help="the interface a file was captured on (default: the file name's stem)",
+    )
+    ana.add_argument("--ports", default=None, metavar="RANGES", help="more ports, added to the profile's")
+    ana.add_argument("--profile", default="qemu", help="port profile (default qemu)")
+    ana.add_argument(
+        "--local",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="this host's address(es): frames from them count as tx",
+    )
+    ana.add_argument("--expect", action="append", default=[], metavar="IFACE[,IFACE]")
+    ana.add_argument("--vm", default="", help="label the run with this VM")
+    ana.add_argument("--dest", default="", help="label the run with this destination")
+    ana.add_argument(
+        "--data-processed",
+        type=int,
+        metavar="BYTES",
+        help="libvirt's data_processed for that migration, to compute coverage",
+    )
+    ana.add_argument("--captures-dir", type=Path, default=Path("captures"), metavar="DIR")
+    ana.add_argument("--json", action="store_true")
+    return {"report": rep, "compare": cmp_, "runs": lst, "analyze": ana}
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+    "report": _report,
+    "compare": _compare,
+    "runs": _runs,
+    "analyze": _analyze,
+}
+
+
+def dispatch(
+    command: str,
+    argv: list[str],
+    parser_class: Callable[..., argparse.ArgumentParser],
+    epilog: str,
+    out: TextIO = sys.stdout,
+) -> int:
+    args = parsers(parser_class, epilog)[command].parse_args(argv)
+    return HANDLERS[command](args, out)
