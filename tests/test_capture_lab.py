@@ -15,8 +15,9 @@ pytestmark = pytest.mark.lab
 
 def test_an_overwhelmed_sniffer_reports_drops_and_the_verdict_is_inconclusive(lab: None, tmp_path: Path) -> None:
     # --capture-buffer (hidden, for tests) shrinks each ring to two pages: the kernel must drop.
-    code, report, err = verify_path("node1", "vm01", "node2", "--via", "san0", "--expect", "san0",
-                                    "--capture-buffer", "8192", tmp=tmp_path)
+    code, report, err = verify_path(
+        "node1", "vm01", "node2", "--via", "san0", "--expect", "san0", "--capture-buffer", "8192", tmp=tmp_path
+    )
     guest_home()
     san0 = next(i for i in report["interfaces"] if i["name"] == "san0")
     assert san0["drops"] > 0, report["interfaces"]
@@ -39,8 +40,13 @@ def test_interface_counters_bound_what_was_captured(lab: None, tmp_path: Path) -
 
 def test_bench_smoke_run_matches_tcpdump(lab: None, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "-m", "verifier.bench", "--seconds", "3", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "verifier.bench", "--seconds", "3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(out.read_text())
     cases = {c["case"]: c for c in results["accuracy"]}

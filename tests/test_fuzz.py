@@ -42,8 +42,24 @@ def test_networks_parse_or_usage_error(values: list[str]) -> None:
 
 # Options that never reach a hypervisor: every argv built from these fails validation, prints help
 # or runs a usage error path; none may raise or print a traceback.
-OPTS = ["--ports", "--expect-net", "--migrate-uri", "--bandwidth", "--parallel", "--role", "--profile",
-        "--via", "--frobnicate", "--help", "--version", "lab", "watch", "predict", "--duration", "--until-idle"]
+OPTS = [
+    "--ports",
+    "--expect-net",
+    "--migrate-uri",
+    "--bandwidth",
+    "--parallel",
+    "--role",
+    "--profile",
+    "--via",
+    "--frobnicate",
+    "--help",
+    "--version",
+    "lab",
+    "watch",
+    "predict",
+    "--duration",
+    "--until-idle",
+]
 
 
 @FAST
@@ -69,8 +85,9 @@ HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 128, 1)
 
 @FAST
 @given(st.binary(max_size=600), st.booleans())
-def test_pcap_reader_gives_records_or_a_located_error(tmp_path_factory: pytest.TempPathFactory, blob: bytes,
-                                                      with_header: bool) -> None:
+def test_pcap_reader_gives_records_or_a_located_error(
+    tmp_path_factory: pytest.TempPathFactory, blob: bytes, with_header: bool
+) -> None:
     path = Path(tmp_path_factory.mktemp("fuzz")) / "f.pcap"
     path.write_bytes((HEADER if with_header else b"") + blob)
     try:

@@ -146,6 +146,13 @@ def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -
         metavar="FILE=IFACE",
         help="the interface a file was captured on (default: the file name's stem)",
     )
+    ana.add_argument(
+        "--master",
+        action="append",
+        default=[],
+        metavar="PORT=MASTER",
+        help="PORT is a bridge port or bond member of MASTER (both captured): count the stream once",
+    )
     ana.add_argument("--ports", default=None, metavar="RANGES", help="more ports, added to the profile's")
     ana.add_argument("--profile", default="qemu", help="port profile (default qemu)")
     ana.add_argument(

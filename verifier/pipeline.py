@@ -233,7 +233,7 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
         if opts.round_trip and outbound.migration.status == "completed":
             back = _return_leg(opts, b, p, run_dir)
         with signals.shielded("storing the run"):
-            report = _report(opts, p, outbound, back, run_dir, started, source=_source_name(p.hv))
+            report = assemble_report(opts, p, outbound, back, run_dir, started, source=_source_name(p.hv))
             _store(report, run_dir)
         return report
 
@@ -271,7 +271,7 @@ def _return_leg(opts: JobOptions, b: Backends, p: Plan, run_dir: Path) -> Leg:
     return _leg(opts, b, p, back_hv, req, run_dir, "return")
 
 
-def _report(
+def assemble_report(
     opts: JobOptions,
     p: Plan,
     leg: Leg,
@@ -392,7 +392,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
         captured = capture.stop()
     migration = MigrationResult(status="not-run", migrate_uri=None, duration_s=captured.ended_at - started)
     leg = reconcile.decide(topology, captured, migration, None, opts.expectation, require_coverage=False)
-    report = _report(opts, p, leg, None, run_dir, started, mode="watch")
+    report = assemble_report(opts, p, leg, None, run_dir, started, mode="watch")
     _store(report, run_dir)
     return report
 

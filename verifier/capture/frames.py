@@ -1,5 +1,8 @@
 """Decode just enough of a frame (Ethernet/VLAN, IPv4/IPv6, TCP) to count it; no scapy per packet.
 
+Link layers: Ethernet, Linux cooked captures v1 (SLL, 16-byte header) and v2 (SLL2, 20-byte
+header, as `tcpdump -i any` writes by default since libpcap 1.10), and raw IP.
+
 The payload length comes from the IP length fields when they are set, so Ethernet padding on
 short frames never counts as payload, and from the frame's original length when they are 0
 (BIG TCP and GSO super-packets; design.md section 4).
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_LINUX_SLL2 = 276
 LINKTYPE_RAW = 101
 
 _ETH_VLAN = (0x8100, 0x88A8)
@@ -49,6 +53,12 @@ def decode(data: bytes | memoryview, orig_len: int, linktype: int = LINKTYPE_ETH
             return None
         (ethertype,) = struct.unpack_from("!H", buf, 14)
         off = 16
+    elif linktype == LINKTYPE_LINUX_SLL2:
+        # protocol (2), reserved (2), ifindex (4), ARPHRD type (2), packet type, address length, address (8)
+        if len(buf) < 20:
+            return None
+        (ethertype,) = struct.unpack_from("!H", buf, 0)
+        off = 20
     elif linktype == LINKTYPE_RAW:
         off = 0
         ethertype = _IPV4 if buf[:1] and buf[0] >> 4 == 4 else _IPV6

@@ -89,7 +89,7 @@ def read(path: Path) -> tuple[int, Iterator[tuple[float, bytes, int]]]:
         f.close()
         raise PcapError(
             f"{path}: not a pcap file (magic {head[:4].hex()} at offset 0)",
-            hint="pcapng is not read yet: convert with `editcap -F pcap IN OUT`",
+            hint="for pcapng use verify-path analyze, which reads both",
         )
     magic = struct.unpack(endian + "I", head[:4])[0]
     scale = 1e-9 if magic == MAGIC_NS else 1e-6
