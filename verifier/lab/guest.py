@@ -67,6 +67,7 @@ def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
     """Map node -> domain state name ("running", "shut off", ...) for the nodes that know NAME."""
     import libvirt
 
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # absent domains are expected here
     states = {
         libvirt.VIR_DOMAIN_RUNNING: "running",
         libvirt.VIR_DOMAIN_PAUSED: "paused",
