@@ -249,6 +249,79 @@ def migration_case(tmp: Path) -> dict[str, Any]:
     }
 
 
+def synthetic_pcap(path: Path, megabytes: int) -> int:
+    """A headers-only capture of one migration-like stream (3 data frames to 1 ACK), MEGABYTES big."""
+    from verifier.capture.frames import LINKTYPE_ETHERNET
+    from verifier.capture.pcap import PcapWriter
+
+    def frame(src: str, dst: str, sport: int, dport: int, flags: int, ip_len: int) -> bytes:
+        import socket
+        import struct
+
+        eth = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+        ip = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0x4000, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst)
+        )
+        tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 5 << 4, flags, 65535, 0, 0)
+        return eth + ip + tcp + b"QEVM" + b"\x00" * 70
+
+    syn = frame("198.18.0.11", "198.18.0.12", 40000, 49152, 0x02, 40)[:54]
+    data = frame("198.18.0.11", "198.18.0.12", 40000, 49152, 0x10, 65000)[:128]
+    ack = frame("198.18.0.12", "198.18.0.11", 49152, 40000, 0x10, 40)[:54]
+    writer = PcapWriter(path, LINKTYPE_ETHERNET, 128)
+    ts = 1_700_000_000.0
+    writer.write(ts, syn, 60)
+    frames = 1
+    target = megabytes * 1_000_000
+    while writer.frames * 130 < target:
+        for _ in range(3):
+            ts += 0.00002
+            writer.write(ts, data, 65014)
+        writer.write(ts, ack, 60)
+        frames += 4
+    writer.close()
+    return frames
+
+
+def analyze_case(megabytes: int, tmp: Path) -> dict[str, Any]:
+    """verify-path analyze vs tshark -z conv,tcp on the same headers-only file."""
+    path = tmp / "synthetic.pcap"
+    frames = synthetic_pcap(path, megabytes)
+    started = time.monotonic()
+    ours = subprocess.run(
+        [
+            str(VENV_BIN / "verify-path"),
+            "analyze",
+            str(path),
+            "--iface-map",
+            f"{path}=san0",
+            "--json",
+            "--captures-dir",
+            str(tmp / "analyze"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    ours_s = time.monotonic() - started
+    started = time.monotonic()
+    theirs = subprocess.run(
+        ["tshark", "-n", "-r", str(path), "-q", "-z", "conv,tcp"], capture_output=True, text=True, check=True
+    )
+    tshark_s = time.monotonic() - started
+    counted = json.loads(ours.stdout)["interfaces"][0]["packets"]
+    rows = [ln for ln in theirs.stdout.splitlines() if "<->" in ln]
+    return {
+        "file_mb": path.stat().st_size / 1e6,
+        "frames": frames,
+        "ours_frames": counted,
+        "tshark_rows": len(rows),
+        "ours_s": ours_s,
+        "tshark_s": tshark_s,
+        "time_ratio": ours_s / tshark_s,
+    }
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [
         f"{'case':<22} {'Gbit/s':>7} {'ours/tcpdump':>13} {'payload/iperf':>14} {'drops ours':>11} "
@@ -273,6 +346,12 @@ def table(results: dict[str, Any]) -> str:
         f"({m['migration_watched_s']:.2f} s / {m['migration_s']:.2f} s)",
         f"time to verdict beyond the migration: {m['time_to_verdict_beyond_migration_s']:.2f} s",
     ]
+    a = results.get("analyze")
+    if a:
+        lines.append(
+            f"analyze {a['file_mb']:.0f} MB headers-only pcap ({a['frames']} frames): "
+            f"{a['ours_s']:.1f} s vs tshark -z conv,tcp {a['tshark_s']:.1f} s, ratio {a['time_ratio']:.2f}"
+        )
     return "\n".join(lines)
 
 
@@ -280,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="make bench", description=__doc__)
     p.add_argument("--seconds", type=float, default=10.0, help="iperf3 duration per case (default 10)")
     p.add_argument("--out", type=Path, default=Path("captures/bench/latest.json"))
+    p.add_argument("--analyze-mb", type=int, default=1000, help="size of the offline-analysis capture (default 1000)")
     args = p.parse_args(argv)
     control.up(control.LabOptions(), progress=lambda m: print(f"lab: {m}", file=sys.stderr))
     with tempfile.TemporaryDirectory(dir="/dev/shm") as tmpdir:
@@ -306,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy": cases,
             "overhead": overhead_case(args.seconds, tmp),
             "migration": migration_case(tmp),
+            "analyze": analyze_case(args.analyze_mb, tmp),
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
