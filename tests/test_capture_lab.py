@@ -41,7 +41,7 @@ def test_interface_counters_bound_what_was_captured(lab: None, tmp_path: Path) -
 def test_bench_smoke_run_matches_tcpdump(lab: None, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "verifier.bench", "--seconds", "3", "--out", str(out)],
+        [sys.executable, "-m", "verifier.bench", "--seconds", "3", "--analyze-mb", "30", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -56,5 +56,8 @@ def test_bench_smoke_run_matches_tcpdump(lab: None, tmp_path: Path) -> None:
     assert one["counter_ok"]
     assert 0.99 <= one["payload_vs_iperf"] <= 1.01
     assert results["migration"]["time_to_verdict_beyond_migration_s"] > 0
+    analyze = results["analyze"]
+    assert analyze["ours_frames"] == analyze["frames"] and analyze["tshark_rows"] == 1
+    assert analyze["time_ratio"] < 1, analyze  # faster than tshark on the same conversation statistics
     assert "ours/tcpdump" in proc.stdout  # the table
     guest_home()
