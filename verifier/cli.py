@@ -15,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from verifier import __version__, signals
 from verifier.cli_records import RECORD_COMMANDS
@@ -334,6 +334,19 @@ def _roles(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _capture_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options the main job and `watch` share (see _common)."""
+    return {
+        "ports": parse_ports(args.ports) if args.ports else (),
+        "profile": args.profile,
+        "roles": _roles(args.role),
+        "interfaces": _split(args.interfaces),
+        "expectation": _expectation(args),
+        "captures_dir": args.captures_dir,
+        "chart": args.chart,
+    }
+
+
 def _job_options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions:
     from verifier.pipeline import JobOptions  # imported late: `--help` must not load the pipeline
 
@@ -348,15 +361,9 @@ def _job_options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions
         via=args.via,
         bandwidth=args.bandwidth,
         parallel=args.parallel,
-        ports=parse_ports(args.ports) if args.ports else (),
-        profile=args.profile,
-        roles=_roles(args.role),
-        interfaces=_split(args.interfaces),
-        expectation=_expectation(args),
-        captures_dir=args.captures_dir,
-        chart=args.chart,
         round_trip=args.round_trip,
         return_uri=args.return_uri,
+        **_capture_options(args),
     )
     if opts.migrate_uri:
         from verifier.predict import uri_host
@@ -402,13 +409,7 @@ def _run_watch(args: argparse.Namespace, err: TextIO, out: TextIO) -> int:
         dest=args.dest,
         connect_uri="",
         dest_uri="",
-        ports=parse_ports(args.ports) if args.ports else (),
-        profile=args.profile,
-        roles=_roles(args.role),
-        interfaces=_split(args.interfaces),
-        expectation=_expectation(args),
-        captures_dir=args.captures_dir,
-        chart=args.chart,
+        **_capture_options(args),
     )
     _require_capture_privilege()
     _printer, backends = _backends(args, err)

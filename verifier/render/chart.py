@@ -7,6 +7,7 @@ puts two runs side by side.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from verifier.model import Report
 
@@ -51,12 +52,7 @@ def render(report: Report, path: Path) -> Path:
         f"{report.vm}: {report.source} -> {report.destination}, verdict {report.verdict.upper()}"
         f" via {' -> '.join(report.observed_path) or 'nothing seen'}"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    if path.exists():
-        path.chmod(0o600)
-    return path
+    return _save(fig, path)
 
 
 def _pair(a: str, b: str) -> str:
@@ -126,6 +122,13 @@ def render_compare(a: Report, b: Report, path: Path) -> Path:
         f"{_pair(a.vm, b.vm)}: {_pair(a.source, b.source)} -> {_pair(a.destination, b.destination)}\n"
         f"A {a.verdict.upper()} via {via(a)}   vs   B {b.verdict.upper()} via {via(b)}"
     )
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: Path) -> Path:
+    """PNG or SVG by the suffix; mode 0600 like every file of a run."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
