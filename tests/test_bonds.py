@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from verifier.bonds import Flow, layer2, layer23, layer34, member_for
-from verifier.model import Topology
+from verifier.model import Connection, Coverage, InterfaceReport, Leg, MigrationResult, Topology
+from verifier.pipeline import bond_findings
 from verifier.predict import bond_reason
 from verifier.topology import parse
 
@@ -270,3 +271,41 @@ def test_encap_and_round_robin_are_not_predicted() -> None:
     assert "encap3+4 cannot be predicted, only observed" in encap.detail
     rr = bond_reason(bond_topology(mode=0), "bond0", flow(*LAN))
     assert "mode balance-rr: the member is not predictable per flow" in rr.detail
+
+
+def _leg_over_bond(sports: tuple[int, ...], eno1: int, eno2: int) -> Leg:
+    conns = tuple(Connection(LAN[0], s, LAN[1], 49152, 50_000_000, 0, 1000, ("br0", "bond0")) for s in sports)
+    reports = tuple(
+        InterfaceReport(n, "x", None, None, b, 0, 10, b, 1.0, 0)
+        for n, b in (("br0", eno1 + eno2), ("bond0", eno1 + eno2), ("eno1", eno1), ("eno2", eno2))
+    )
+    return Leg(
+        "outbound",
+        "observed",
+        "br0",
+        ("br0", "bond0", "eno1", "eno2"),
+        reports,
+        Coverage(1.0, 1, 1, True),
+        MigrationResult("completed", None),
+        conns,
+    )
+
+
+def test_after_capture_the_report_names_each_flows_member_and_a_shared_member() -> None:
+    # 802.3ad layer3+4, worked out above: sports 40000 and 40001 both hash to eno2.
+    topo = bond_topology(mode=4, policy=1)
+    findings = bond_findings(topo, _leg_over_bond((40000, 40001), eno1=0, eno2=100), "02:00:00:00:00:02")
+    members = next(f for f in findings if f.code == "bond-members")
+    assert f"{LAN[0]}:40000 -> eno2" in members.message and f"{LAN[0]}:40001 -> eno2" in members.message
+    assert "saw the most on eno2" in members.message
+    shared = next(f for f in findings if f.code == "bond-member-shared")
+    assert "all 2 migration connections hash to eno2" in shared.message
+    # 40000 -> eno2 and 40002 -> eno1: spread, so no shared-member note.
+    spread = bond_findings(topo, _leg_over_bond((40000, 40002), eno1=50, eno2=50), None)
+    assert not any(f.code == "bond-member-shared" for f in spread)
+    assert "next hop MAC unknown" in next(f for f in spread if f.code == "bond-members").message
+
+
+def test_after_capture_active_backup_names_the_active_member() -> None:
+    findings = bond_findings(bond_topology(), _leg_over_bond((40000,), eno1=0, eno2=100), None)
+    assert f"{LAN[0]}:40000 -> eno2" in findings[0].message

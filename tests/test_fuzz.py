@@ -96,3 +96,49 @@ def test_pcap_reader_gives_records_or_a_located_error(
             assert isinstance(ts, float) and len(data) <= 262144 and orig >= 0
     except pcap.PcapError as exc:
         assert str(path) in exc.message and "offset" in exc.message
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**12) | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@FAST
+@given(
+    st.one_of(
+        JSONISH,
+        st.fixed_dictionaries(
+            {"schema_version": st.integers(-2, 5)},
+            optional={"verdict": st.text(max_size=8), "interfaces": JSONISH, "migration": JSONISH, "vm": JSONISH},
+        ),
+    )
+)
+def test_run_json_loader_gives_a_report_or_a_clear_error(
+    tmp_path_factory: pytest.TempPathFactory, data: object
+) -> None:
+    import json
+
+    from verifier import runs
+    from verifier.model import Report
+
+    run = Path(tmp_path_factory.mktemp("run"))
+    (run / "run.json").write_text(json.dumps(data))
+    try:
+        report = runs.load(run)
+    except UsageError as exc:
+        assert "run.json" in exc.one_line()
+        return
+    assert isinstance(report, Report)
+
+
+@FAST
+@given(st.binary(max_size=300))
+def test_run_json_loader_on_bytes(tmp_path_factory: pytest.TempPathFactory, blob: bytes) -> None:
+    from verifier import runs
+
+    run = Path(tmp_path_factory.mktemp("run"))
+    (run / "run.json").write_bytes(blob)
+    with pytest.raises(UsageError):
+        runs.load(run)

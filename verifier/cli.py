@@ -425,7 +425,9 @@ def _finish(report: Report, args: argparse.Namespace, out: TextIO) -> int:
     if report.run_dir:
         try:
             png = chart.render(report, Path(report.run_dir) / "chart.png")
-            if args.chart:
+            if args.chart and args.chart.suffix.lower() == ".svg":
+                chart.render(report, args.chart)  # SVG on request: drawn again, not a renamed PNG
+            elif args.chart:
                 shutil.copyfile(png, args.chart)
         except OSError as exc:  # a full disk costs the chart, not the verdict
             chart_note = f"chart not written: {exc.strerror or exc}\n"

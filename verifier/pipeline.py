@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from verifier import __version__, destconf, predict, prescribe, profiles, reconcile, roles, runs, signals
+from verifier import __version__, bonds, destconf, predict, prescribe, profiles, reconcile, roles, runs, signals
 from verifier.capture.counting import PortRanges
 from verifier.capture.streams import KINDS
 from verifier.errors import NotStored, UsageError
@@ -212,11 +212,57 @@ def _leg(
     if direction != "outbound":
         return reconcile.decide(p.topology, captured, migration, None, Expectation(), direction)
     prediction = p.prediction
+    mac_of = getattr(b.routes, "neighbour_mac", None)
+    next_hop = prediction.gateway or prediction.target_address
+    dst_mac = mac_of(next_hop) if mac_of and next_hop else None
 
     def fix(iface: str) -> str:
         return prescribe.path_fix(p.topology, opts.dest, iface, prediction, vm=opts.vm, dest_uri=opts.dest_uri)
 
-    return reconcile.decide(p.topology, captured, migration, prediction, opts.expectation, direction, fix_for=fix)
+    leg = reconcile.decide(p.topology, captured, migration, prediction, opts.expectation, direction, fix_for=fix)
+    return replace(leg, findings=leg.findings + bond_findings(p.topology, leg, dst_mac))
+
+
+def bond_findings(topology: Topology, leg: Leg, dst_mac: str | None) -> tuple[Finding, ...]:
+    """Bonds on the observed path, now that the flows are known: the member the kernel hash picks
+    for each migration connection, what the member sniffers saw, and a note when all connections
+    share one member."""
+    out: list[Finding] = []
+    conns = tuple(c for c in leg.connections if c.payload_to_server)
+    counted = {r.name: r.payload for r in leg.interfaces}
+    for name in leg.observed_path:
+        iface = topology.get(name)
+        if iface is None or iface.bond is None or not conns:
+            continue
+        member_of: dict[tuple[str, int], str] = {}
+        for c in conns:
+            flow = bonds.Flow(
+                iface.mac or "00:00:00:00:00:00",
+                dst_mac or "00:00:00:00:00:00",
+                c.client,
+                c.server,
+                c.client_port,
+                c.server_port,
+            )
+            detail = predict.bond_reason(topology, name, flow).detail
+            for member in iface.members:
+                if f"picks {member}" in detail or f"active member {member}" in detail:
+                    member_of[(c.client, c.client_port)] = member
+        seen = max(iface.members, key=lambda m: counted.get(m, 0), default=None)
+        picks = ", ".join(f"{client}:{port} -> {m}" for (client, port), m in member_of.items()) or "not predictable"
+        out.append(
+            Finding(
+                "bond-members",
+                "info",
+                f"{name} ({iface.bond.mode}, {iface.bond.xmit_hash_policy}): "
+                f"kernel hash {picks}; the member sniffers saw the most on {seen}"
+                + ("" if dst_mac else " (next hop MAC unknown: layer2 hashes assume 00)"),
+            )
+        )
+        shared = prescribe.bond_share(topology, conns, member_of, name)
+        if shared:
+            out.append(shared)
+    return tuple(out)
 
 
 def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextManager[None]] = host_lock) -> Report:

@@ -120,6 +120,17 @@ def explain(
 class NetlinkRoutes:
     """The real lookup, in this process's network namespace."""
 
+    def neighbour_mac(self, address: str) -> str | None:
+        """The link-layer address the kernel holds for ADDRESS (the next hop), if any."""
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            for msg in ipr.get_neighbours(dst=address):
+                mac = msg.get_attr("NDA_LLADDR")
+                if mac:
+                    return str(mac)
+        return None
+
     def route_get(self, dst: str) -> RouteInfo | None:
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
