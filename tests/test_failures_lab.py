@@ -208,22 +208,37 @@ def test_interrupt_aborts_the_job_keeps_the_guest_and_stores_the_partial_run(
     assert "vm01" not in virsh("node2", "list").stdout
 
 
-def test_destination_daemon_killed_mid_migration_is_a_stored_failure(lab: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["destination libvirtd killed", "san0 cut"])
+def test_a_migration_failing_midway_is_a_stored_failure(lab: None, tmp_path: Path, how: str) -> None:
+    if how == "san0 cut":
+        # A cut link leaves TCP retransmitting for tcp_retries2 (~15 min by default): shorten it in
+        # node1's namespace so QEMU's socket fails within seconds, as a real cut eventually does.
+        in_node("node1", "sysctl", "-qw", "net.ipv4.tcp_retries2=3", check=True)
     proc = _start_slow(tmp_path)
     time.sleep(1)
-    os.kill(int(control.read_state()["pids"]["node2"]), signal.SIGKILL)
+    if how == "san0 cut":
+        in_node("node1", "ip", "link", "set", "san0", "down", check=True)
+    else:
+        os.kill(int(control.read_state()["pids"]["node2"]), signal.SIGKILL)
     out, err = proc.communicate(timeout=180)
+    if how == "san0 cut":
+        in_node("node1", "ip", "link", "set", "san0", "up", check=True)
+        in_node("node1", "sysctl", "-qw", "net.ipv4.tcp_retries2=15", check=True)
     try:
         assert proc.returncode == 5, err
         report: dict[str, Any] = json.loads(out)
         assert report["migration"]["status"] == "failed" and report["migration"]["error"]
         assert report["migration"]["guest_location"] == "source"
         assert any(f["code"] == "migration-failed" and "source" in f["fix"] for f in report["findings"])
+        assert report["migration"]["data_processed"], "what QEMU had sent before the failure"
+        san0 = next(i for i in report["interfaces"] if i["name"] == "san0")
+        assert san0["bytes_tx"] > 0  # the counts up to the failure
         stored = json.loads((Path(report["run_dir"]) / "run.json").read_text())
         assert stored["migration"]["status"] == "failed"
         assert "running" in virsh("node1", "domstate", "vm01").stdout
     finally:
-        lab_up()  # node2's libvirtd is gone: rebuild
+        lab_up()  # node2's libvirtd may be gone: rebuild if so (a no-op otherwise)
+        guest_home()
 
 
 def test_a_second_run_on_the_same_host_refuses_with_a_clear_message(lab: None, tmp_path: Path) -> None:

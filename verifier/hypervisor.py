@@ -157,6 +157,7 @@ class LibvirtHypervisor:
         thread = threading.Thread(target=worker, name="migrate", daemon=True)
         thread.start()
         peak = 0.0
+        last: dict[str, Any] = {}
         try:
             while thread.is_alive():
                 thread.join(0.5)
@@ -165,6 +166,8 @@ class LibvirtHypervisor:
                 except lv.libvirtError:
                     continue
                 peak = max(peak, float(stats.get("memory_bps", 0) or 0))
+                if int(stats.get("data_processed") or 0) >= int(last.get("data_processed") or 0):
+                    last = stats  # the furthest QEMU got; a dying job may report zeros
                 progress(stats)
         except KeyboardInterrupt:
             # Abort and wait for libvirt to roll back; a second Ctrl-C must not cut this short.
@@ -186,6 +189,8 @@ class LibvirtHypervisor:
                 status="failed",
                 migrate_uri=req.migrate_uri,
                 dest_uri=req.dest_uri,
+                data_processed=_int(last.get("data_processed")),
+                data_total=_int(last.get("data_total")),
                 duration_s=duration,
                 started_at=started,
                 error=outcome["error"],

@@ -16,6 +16,7 @@ class ProgressPrinter:
         self.stream = stream
         self.interval = interval
         self._last = 0.0
+        self._started = False
         self._bar: Any = None
         self._task: Any = None
         if stream.isatty():
@@ -36,6 +37,7 @@ class ProgressPrinter:
         remaining = float(stats.get("data_remaining") or 0)
         processed = float(stats.get("data_processed") or 0)
         pct = 100.0 * (total - remaining) / total if total else 0.0
+        self._started = self._started or bool(total)
         rate = mbit(float(stats.get("memory_bps") or 0))
         if self._bar is not None:
             if self._task is None:
@@ -46,9 +48,11 @@ class ProgressPrinter:
         now = time.monotonic()
         if now - self._last >= self.interval:
             self._last = now
-            if not total:
+            if not total and not self._started:
                 # libvirt's begin/prepare phase: the destination QEMU is starting, nothing sent yet.
                 msg = "preparing the destination"
+            elif not total:
+                msg = "the job has ended, collecting its results"
             else:
                 msg = f"migrating {pct:5.1f}% ({human_bytes(processed)} sent, {rate})"
             print(f"verify-path: {msg}", file=self.stream, flush=True)
