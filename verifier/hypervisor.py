@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from verifier import signals
-from verifier.errors import EnvironmentProblem, MigrationFailed, UsageError
+from verifier.errors import EnvironmentProblem, UsageError
 from verifier.model import MigrationResult
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -240,5 +240,3 @@ class LibvirtHypervisor:
 def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
 
-
-__all__ = ["Hypervisor", "LibvirtHypervisor", "MigrationFailed", "MigrationRequest"]
