@@ -98,23 +98,7 @@ class Counter:
                     if not payload or len(f_conn.first[f_way]) >= FIRST_PAYLOAD_BYTES:
                         f_per[f_way] += payload
                         f_per[2] += 1
-                        # _count, inlined: this runs for nearly every frame of a migration.
-                        second = int(ts - self.t0) if ts >= self.t0 else 0
-                        if ts > self.last_ts:
-                            self.last_ts = ts
-                        b = f_stats.bins.get(second)
-                        if b is None:
-                            b = f_stats.bins[second] = [0, 0]
-                        if outgoing:
-                            f_stats.bytes_tx += orig_len
-                            f_stats.packets_tx += 1
-                            f_stats.payload_tx += payload
-                            b[0] += orig_len
-                        else:
-                            f_stats.bytes_rx += orig_len
-                            f_stats.packets_rx += 1
-                            f_stats.payload_rx += payload
-                            b[1] += orig_len
+                        self._count(f_stats, outgoing, ts, orig_len, payload)
                         return
         seg = decode(data, orig_len, linktype)
         if seg is None:
