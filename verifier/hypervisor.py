@@ -239,4 +239,3 @@ class LibvirtHypervisor:
 
 def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
-

@@ -74,44 +74,10 @@ class PcapError(UsageError):
 
 
 def read(path: Path) -> tuple[int, Iterator[tuple[float, bytes, int]]]:
-    """Open a classic pcap file; return (linktype, iterator of (ts, captured bytes, orig_len))."""
-    f = path.open("rb")
-    head = f.read(24)
-    if len(head) < 24:
-        f.close()
-        raise PcapError(f"{path}: truncated pcap header at offset 0", hint="is this a capture file?")
-    magic_le = struct.unpack("<I", head[:4])[0]
-    if magic_le in (MAGIC_US, MAGIC_NS):
-        endian = "<"
-    elif struct.unpack(">I", head[:4])[0] in (MAGIC_US, MAGIC_NS):
-        endian = ">"
-    else:
-        f.close()
-        raise PcapError(
-            f"{path}: not a pcap file (magic {head[:4].hex()} at offset 0)",
-            hint="for pcapng use verify-path analyze, which reads both",
-        )
-    magic = struct.unpack(endian + "I", head[:4])[0]
-    scale = 1e-9 if magic == MAGIC_NS else 1e-6
-    linktype = struct.unpack(endian + "I", head[20:24])[0] & 0x0FFFFFFF
-    rec = struct.Struct(endian + "IIII")
+    """Open a classic pcap file (what PcapWriter writes); return (link type, iterator of (ts,
+    captured bytes, orig_len)). The header is checked at once; the records are read by
+    readers.read_classic, so every error names the file, the offset and a remedy."""
+    from verifier.capture import readers  # readers imports this module
 
-    def frames() -> Iterator[tuple[float, bytes, int]]:
-        offset = 24
-        with f:
-            while True:
-                hdr = f.read(16)
-                if not hdr:
-                    return
-                if len(hdr) < 16:
-                    raise PcapError(f"{path}: truncated record header at offset {offset}")
-                sec, frac, caplen, orig = rec.unpack(hdr)
-                if caplen > 262144:
-                    raise PcapError(f"{path}: implausible record length {caplen} at offset {offset}")
-                data = f.read(caplen)
-                if len(data) < caplen:
-                    raise PcapError(f"{path}: truncated record at offset {offset}")
-                offset += 16 + caplen
-                yield sec + frac * scale, data, orig
-
-    return linktype, frames()
+    linktype = readers.classic_linktype(path)
+    return linktype, ((r.ts, r.data, r.orig_len) for r in readers.read_classic(path))

@@ -118,17 +118,39 @@ def _read(f: BinaryIO, n: int, path: Path, offset: int) -> bytes:
 # Classic pcap ------------------------------------------------------------------------------------
 
 
+def _classic_header(head: bytes, path: Path) -> tuple[str, int, int]:
+    """(byte order, timestamp units per second, link type) from a classic pcap file header."""
+    if len(head) < 24:
+        raise PcapError(
+            f"{path}: truncated pcap file header at offset 0 ({len(head)} of 24 bytes)", hint=_HINT_TRUNCATED
+        )
+    if struct.unpack("<I", head[:4])[0] in (MAGIC_US, MAGIC_NS):
+        endian = "<"
+    elif struct.unpack(">I", head[:4])[0] in (MAGIC_US, MAGIC_NS):
+        endian = ">"
+    else:
+        raise PcapError(
+            f"{path}: not a classic pcap file (magic {head[:4].hex()} at offset 0)",
+            hint="for pcapng use verify-path analyze, which reads both",
+        )
+    magic, _major, _minor, _zone, _sigfigs, _snaplen, link = struct.unpack(endian + "IHHiIII", head[:24])
+    per_second = 1_000_000_000 if magic == MAGIC_NS else 1_000_000
+    return endian, per_second, link & 0xFFFF  # the upper bits of the link type carry FCS information
+
+
+def classic_linktype(path: Path) -> int:
+    """Check that PATH is a classic pcap file now, and return its link type."""
+    return _classic_header(_open_and_read(path, 24), path)[2]
+
+
+def read_classic(path: Path) -> Iterator[Record]:
+    """Records of a classic pcap file (the header is checked when the iteration starts)."""
+    return _classic(path)
+
+
 def _classic(path: Path) -> Iterator[Record]:
     with _open(path) as f:
-        head = _read(f, 24, path, 0)
-        if len(head) < 24:
-            raise PcapError(
-                f"{path}: truncated pcap file header at offset 0 ({len(head)} of 24 bytes)", hint=_HINT_TRUNCATED
-            )
-        endian = "<" if struct.unpack("<I", head[:4])[0] in (MAGIC_US, MAGIC_NS) else ">"
-        magic, _major, _minor, _zone, _sigfigs, _snaplen, link = struct.unpack(endian + "IHHiIII", head)
-        per_second = 1_000_000_000 if magic == MAGIC_NS else 1_000_000
-        linktype = link & 0xFFFF  # the upper bits carry FCS information
+        endian, per_second, linktype = _classic_header(_read(f, 24, path, 0), path)
         rec = struct.Struct(endian + "IIII")
         offset = 24
         while True:
