@@ -309,8 +309,7 @@ def _return_leg(opts: JobOptions, b: Backends, p: Plan, run_dir: Path) -> Leg:
     migrate_uri = None
     if opts.via:
         # Come back over the same link: this host's own address on the --via interface.
-        iface = p.topology.get(opts.via)
-        addrs = [a for a in (iface.addresses if iface else ()) if not ipaddress.ip_interface(a).is_link_local]
+        addrs = predict.link_subnets(p.topology, opts.via)
         if addrs:
             migrate_uri = f"tcp://{ipaddress.ip_interface(addrs[0]).ip}"
     req = MigrationRequest(opts.vm, return_uri, migrate_uri, opts.bandwidth, opts.parallel)

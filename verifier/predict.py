@@ -34,24 +34,37 @@ def uri_host(uri: str) -> str:
     return host
 
 
+def link_subnets(topology: Topology, iface: str) -> list[str]:
+    """IFACE's addresses ("addr/prefix") other than link-local ones."""
+    info = topology.get(iface)
+    return [a for a in (info.addresses if info else ()) if not ipaddress.ip_interface(a).is_link_local]
+
+
+def dest_on_link(topology: Topology, dest: str, iface: str, hosts: Path = HOSTS) -> tuple[str, str] | None:
+    """(name, address) of DEST on one of IFACE's subnets, from the hosts file (node2 -> node2-san)."""
+    for subnet in link_subnets(topology, iface):
+        found = names_in_subnet(subnet, dest, hosts)
+        if found:
+            return found[0]
+    return None
+
+
 def via_uri(topology: Topology, iface: str, dest: str, hosts: Path = HOSTS) -> tuple[str, Reason]:
     """The usual fix as one option: the destination's address on IFACE's subnet."""
-    info = topology.get(iface)
-    if info is None:
+    if topology.get(iface) is None:
         raise UsageError(f"--via {iface}: no such interface on this host", hint="list them with `ip -br addr`")
-    subnets = [a for a in info.addresses if not a.startswith("fe80")]
+    subnets = link_subnets(topology, iface)
     if not subnets:
         raise UsageError(
             f"--via {iface}: the interface has no address", hint="give it one, or use --migrate-uri tcp://ADDRESS"
         )
-    for subnet in subnets:
-        found = names_in_subnet(subnet, dest, hosts)
-        if found:
-            name, addr = found[0]
-            net = ipaddress.ip_interface(subnet).network
-            return f"tcp://{addr}", Reason(
-                "migration URI", f"--via {iface}: {dest}'s address on {net} is {addr}", f"{hosts}: {addr} {name}"
-            )
+    found = dest_on_link(topology, dest, iface, hosts)
+    if found:
+        name, addr = found
+        net = next(n for s in subnets if ipaddress.ip_address(addr) in (n := ipaddress.ip_interface(s).network))
+        return f"tcp://{addr}", Reason(
+            "migration URI", f"--via {iface}: {dest}'s address on {net} is {addr}", f"{hosts}: {addr} {name}"
+        )
     raise UsageError(
         f"--via {iface}: no address of {dest} on {', '.join(subnets)} is known",
         hint=f"add a hosts entry such as '{dest}-{iface}', or use --migrate-uri tcp://ADDRESS",
@@ -179,9 +192,9 @@ def slower_links(topology: Topology, egress: str, dest: str, hosts: Path = HOSTS
         other = chain_mbps(topology, topology.chain_down(iface.name))
         if not other or other <= chosen:
             continue
-        found = [hit for subnet in iface.addresses for hit in names_in_subnet(subnet, dest, hosts)]
+        found = dest_on_link(topology, dest, iface.name, hosts)
         if found:
-            faster.append((iface.name, other, found[0]))
+            faster.append((iface.name, other, found))
     if not faster:
         return []
     best, speed, (name, addr) = max(faster, key=lambda f: f[1])

@@ -9,25 +9,11 @@ hashed onto one bond member.
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 from verifier.model import Connection, Finding, Prediction, Topology
-from verifier.resolve import HOSTS, names_in_subnet
-
-
-def _subnets(topology: Topology, iface: str) -> list[str]:
-    info = topology.get(iface)
-    return [a for a in (info.addresses if info else ()) if not ipaddress.ip_interface(a).is_link_local]
-
-
-def dest_on_link(topology: Topology, dest: str, iface: str, hosts: Path = HOSTS) -> tuple[str, str] | None:
-    """(name, address) of DEST on IFACE's subnet, from the hosts file."""
-    for subnet in _subnets(topology, iface):
-        found = names_in_subnet(subnet, dest, hosts)
-        if found:
-            return found[0]
-    return None
+from verifier.predict import dest_on_link, link_subnets
+from verifier.resolve import HOSTS
 
 
 def _suffix(dest: str, name: str) -> str | None:
@@ -51,7 +37,7 @@ def path_fix(
         # The right address, the wrong interface: routing, not naming, is at fault.
         return route_fix(prediction, expected, target[1])
     if target is None:
-        subnets = _subnets(topology, expected)
+        subnets = link_subnets(topology, expected)
         if not subnets:
             return f"{expected} has no address on this host: migrate over an interface with an address on {dest}'s link"
         return (
