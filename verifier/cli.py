@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from verifier import __version__, signals
 from verifier.cli_records import RECORD_COMMANDS
 from verifier.cli_records import dispatch as dispatch_records
-from verifier.errors import ExitCode, NotStored, UsageError, VerifierError
+from verifier.errors import ExitCode, NotStored, UsageError, VerifierError, exit_code_for
 from verifier.model import Expectation, Report
 from verifier.profiles import PROFILES
 
@@ -37,12 +37,6 @@ EXIT_CODES = """exit codes:
   130  interrupted
 """
 
-VERDICT_EXIT = {
-    "pass": ExitCode.VERIFIED,
-    "observed": ExitCode.VERIFIED,
-    "fail": ExitCode.WRONG_PATH,
-    "inconclusive": ExitCode.INCONCLUSIVE,
-}
 SUBCOMMANDS = ("lab", "watch", "predict", "report", "compare", "runs", "analyze")
 
 
@@ -385,7 +379,7 @@ def _run_predict(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, 
         out.write(json.dumps(text.prediction_dict(opts, p, verdict), indent=2) + "\n")
     else:
         out.write(text.render_prediction(opts, p, verdict))
-    return int(VERDICT_EXIT.get(verdict, ExitCode.INCONCLUSIVE))
+    return exit_code_for(verdict)
 
 
 def _run_job(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
@@ -441,11 +435,7 @@ def _finish(report: Report, args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"chart written to {args.chart}\n")
         elif report.run_dir:
             out.write(f"chart: {Path(report.run_dir) / 'chart.png'}\n")
-    if report.migration.status == "interrupted":
-        return int(ExitCode.INTERRUPTED)
-    if report.migration.status == "failed":
-        return int(ExitCode.MIGRATION_FAILED)
-    return int(VERDICT_EXIT.get(report.verdict, ExitCode.INCONCLUSIVE))
+    return exit_code_for(report.verdict, report.migration.status)
 
 
 def run() -> None:

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from verifier.errors import ExitCode, UsageError
+from verifier.errors import UsageError, exit_code_for
 
 RECORD_COMMANDS = ("report", "compare", "runs", "analyze")
-VERDICT_EXIT = {"pass": 0, "observed": 0, "fail": 1, "inconclusive": 3, "interrupted": 130}
 
 
 def _write(text: str, output: Path | None, out: TextIO) -> None:
@@ -94,7 +93,7 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(runs.report_dict(report), indent=2) + "\n")
     else:
         out.write(text.render(report))
-    return VERDICT_EXIT.get(report.verdict, int(ExitCode.INCONCLUSIVE))
+    return exit_code_for(report.verdict)
 
 
 def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -> dict[str, argparse.ArgumentParser]:

@@ -17,6 +17,24 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+VERDICT_EXIT = {
+    "pass": ExitCode.VERIFIED,
+    "observed": ExitCode.VERIFIED,
+    "fail": ExitCode.WRONG_PATH,
+    "inconclusive": ExitCode.INCONCLUSIVE,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+def exit_code_for(verdict: str, migration_status: str = "") -> int:
+    """The documented exit code of a finished run: an interrupted or failed migration first."""
+    if migration_status == "interrupted":
+        return int(ExitCode.INTERRUPTED)
+    if migration_status == "failed":
+        return int(ExitCode.MIGRATION_FAILED)
+    return int(VERDICT_EXIT.get(verdict, ExitCode.INCONCLUSIVE))
+
+
 class VerifierError(Exception):
     """Base error: a one-line message for the user, saying what is wrong and what to do."""
 
