@@ -212,14 +212,17 @@ def _leg(
     if direction != "outbound":
         return reconcile.decide(p.topology, captured, migration, None, Expectation(), direction)
     prediction = p.prediction
-    mac_of = getattr(b.routes, "neighbour_mac", None)
-    next_hop = prediction.gateway or prediction.target_address
-    dst_mac = mac_of(next_hop) if mac_of and next_hop else None
 
     def fix(iface: str) -> str:
         return prescribe.path_fix(p.topology, opts.dest, iface, prediction, vm=opts.vm, dest_uri=opts.dest_uri)
 
     leg = reconcile.decide(p.topology, captured, migration, prediction, opts.expectation, direction, fix_for=fix)
+    if not any((i := p.topology.get(n)) and i.bond for n in leg.observed_path):
+        return leg
+    # Only a bond's layer2 hashes need the next hop's MAC: ask the kernel only then.
+    mac_of = getattr(b.routes, "neighbour_mac", None)
+    next_hop = prediction.gateway or prediction.target_address
+    dst_mac = mac_of(next_hop) if mac_of and next_hop else None
     return replace(leg, findings=leg.findings + bond_findings(p.topology, leg, dst_mac))
 
 
@@ -430,7 +433,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     capture = b.capture(watch, ports, run_dir)
     started = time.time()
     capture.start()
-    b.log(f"watching {', '.join(watch)} on ports {_ports_text(ports)}")
+    b.log(f"watching {', '.join(watch)} on ports {profiles.ports_text(ports)}")
     try:
         _wait(capture, duration, until_idle)
     finally:
@@ -458,7 +461,3 @@ def _wait(capture: Capture, duration: float | None, until_idle: float | None) ->
                     return
     except KeyboardInterrupt:
         return  # Ctrl-C is how an open-ended watch ends: report what was seen
-
-
-def _ports_text(ports: PortRanges) -> str:
-    return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ports)

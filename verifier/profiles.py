@@ -34,3 +34,8 @@ def ports_for(
     if profile == "qemu" and lo and hi and 1 <= lo <= hi <= 65535:
         base = merge(base, ((lo, hi),))
     return merge(base, extra)
+
+
+def ports_text(ports: PortRanges) -> str:
+    """49152-49215,8002: the --ports syntax, for messages and reports."""
+    return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ports)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from verifier.model import SCHEMA_VERSION, InterfaceReport, Leg, Report, to_dict
+from verifier.profiles import ports_text
 from verifier.render.units import human_bytes, mbit
 
 VERDICT_WORDS = {
@@ -148,7 +149,7 @@ def render_prediction(opts: Any, plan: Any, verdict: str) -> str:
         addrs = " ".join(a for a in i.addresses if not a.startswith("fe80")) or "-"
         speed = f"{i.effective_mbps} Mbit/s" if i.effective_mbps else "speed unknown"
         lines.append(f"  {name:<10} {i.kind:<8} {i.role or '-':<16} {speed:<14} {addrs}")
-    ports = ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in plan.ports)
+    ports = ports_text(plan.ports)
     lines.append(f"  ports: {ports}")
     if plan.findings:
         lines += ["", "findings:"]
