@@ -23,6 +23,7 @@ from typing import Any
 from verifier.errors import EnvironmentProblem, UsageError
 from verifier.lab import daemon, guest, network, spec
 from verifier.lab.system import netns_list, netns_pids, require_netns, require_root, require_tools
+from verifier.runs import write_json
 
 Progress = Callable[[str], None]
 
@@ -61,9 +62,7 @@ def read_state(state_dir: Path = spec.STATE_DIR) -> dict[str, Any] | None:
 
 
 def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
-    tmp = _state_file(state_dir).with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, _state_file(state_dir))
+    write_json(_state_file(state_dir), state)  # atomic: a crash leaves the old state or the new
 
 
 def validate(options: LabOptions) -> None:
