@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from verifier.cli import main, parse_ports
+from verifier.cli import main
+from verifier.profiles import parse_ports
 
 
 def run(*argv: str) -> tuple[int, str, str]:

@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from verifier.capture import pcap
-from verifier.cli import main, parse_networks, parse_ports
+from verifier.cli import main
 from verifier.errors import UsageError
+from verifier.expect import parse_networks
+from verifier.profiles import parse_ports
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -79,7 +79,7 @@ def test_notebook_runs_on_a_stored_run(tmp_path: Path, monkeypatch: pytest.Monke
     assert _images(nb) == 3  # the stored chart, a fresh one, the comparison
 
 
-FIRST_SAMPLE = runs.first_run(REPO / "captures" / "samples")
+FIRST_SAMPLE = runs.list_runs(REPO / "captures" / "samples")[0].run_dir
 
 
 @pytest.mark.skipif(FIRST_SAMPLE is None, reason="no lab sample committed yet")

@@ -11,10 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from verifier import bonds
-from verifier.model import BondInfo, Connection, Interface, Prediction, Reason, Topology
+from verifier import bonds, prescribe
+from verifier.model import (
+    BondInfo,
+    Connection,
+    Finding,
+    Interface,
+    MemberPick,
+    PolicyRule,
+    Prediction,
+    Reason,
+    Topology,
+)
 from verifier.predict import chain_mbps, slower_links
-from verifier.prescribe import bond_share, path_fix
+from verifier.reconcile.bonds import shared_finding
 
 HOSTS = """\
 127.0.0.1     localhost
@@ -42,6 +52,27 @@ def hosts(tmp_path: Path) -> Path:
     path = tmp_path / "hosts"
     path.write_text(HOSTS)
     return path
+
+
+def path_fix(
+    topo: Topology,
+    dest: str,
+    expected: str,
+    pred: Prediction | None,
+    hosts: Path,
+    vm: str = "VM",
+    dest_uri: str | None = None,
+) -> str:
+    return prescribe.path_fix(prescribe.Context(topo, dest, vm, dest_uri, pred, hosts), expected)
+
+
+def bond_share(
+    topo: Topology, conns: tuple[Connection, ...], member_of: dict[tuple[str, int], str], bond: str
+) -> Finding | None:
+    """The reconcile stage's shared-member check on picks made from MEMBER_OF, with fixes attached."""
+    picks = tuple(MemberPick(bond, "802.3ad", None, member_of.get((c.client, c.client_port)), "hash") for c in conns)
+    found = shared_finding(topo, bond, picks)
+    return prescribe.attach((found,), prescribe.Context(topo, "node2"))[0] if found else None
 
 
 def prediction(host: str, address: str, iface: str, origin: str, *reasons: Reason, table: int = 254) -> Prediction:
@@ -83,8 +114,9 @@ def test_migration_host_resolving_to_the_wrong_link(hosts: Path) -> None:
 
 
 def test_policy_rule_sending_the_right_address_out_of_the_wrong_interface(hosts: Path) -> None:
-    rule = Reason("policy rule", "100: from all to 198.18.0.12/32 lookup 100", "ip rule; table 100")
-    pred = prediction("198.18.0.12", "198.18.0.12", "br0", "migrate-uri", rule, table=100)
+    text = "100: from all to 198.18.0.12/32 lookup 100"
+    pred = prediction("198.18.0.12", "198.18.0.12", "br0", "migrate-uri", Reason("policy rule", text), table=100)
+    pred = replace(pred, rule=PolicyRule(100, text, 100))
     fix = path_fix(TOPO, "node2", "san0", pred, hosts=hosts)
     assert fix.startswith("policy rule `100: from all to 198.18.0.12/32 lookup 100` sends 198.18.0.12 to table 100")
     assert "out of br0" in fix
@@ -96,13 +128,13 @@ def test_policy_rule_sending_the_right_address_out_of_the_wrong_interface(hosts:
 @pytest.mark.parametrize(
     "rule",
     [
-        "32766: from all lookup main",
-        "0: from all lookup local",
-        "(no rule found for table ?)",  # what predict writes when no rule explains the answer
+        PolicyRule(32766, "32766: from all lookup main", 254),
+        PolicyRule(0, "0: from all lookup local", 255),
+        None,  # predict found no rule that explains the answer
     ],
 )
-def test_main_table_route_out_of_the_wrong_interface(hosts: Path, rule: str) -> None:
-    pred = prediction("node2-san", "198.18.0.12", "br0", "via", Reason("policy rule", rule, "ip rule; table main"))
+def test_main_table_route_out_of_the_wrong_interface(hosts: Path, rule: PolicyRule | None) -> None:
+    pred = replace(prediction("node2-san", "198.18.0.12", "br0", "via"), rule=rule)
     fix = path_fix(TOPO, "node2", "san0", pred, hosts=hosts)
     assert fix.startswith("the route to 198.18.0.12 leaves by br0: `ip route replace 198.18.0.12 dev san0`")
     assert "ip rule del" not in fix
@@ -207,8 +239,14 @@ def test_chain_mbps_is_the_slowest_known_link() -> None:
     assert chain_mbps(shaped, ("bond0", "eno1", "eno2")) == 2500
 
 
+def slower(topo: Topology, egress: str, dest: str, hosts: Path) -> list[Finding]:
+    """predict's slower-link findings with prescribe's fixes, as the conductor puts them together."""
+    found = tuple(slower_links(topo, egress, dest, hosts))
+    return list(prescribe.attach(found, prescribe.Context(topo, dest, hosts=hosts)))
+
+
 def test_shaped_lan_with_a_faster_san(hosts: Path) -> None:
-    findings = slower_links(TOPO, "br0", "node2", hosts)
+    findings = slower(TOPO, "br0", "node2", hosts)
     assert len(findings) == 1
     (f,) = findings
     assert (f.code, f.severity) == ("slower-link", "warning")
@@ -223,7 +261,7 @@ def test_shaped_lan_with_a_faster_san(hosts: Path) -> None:
 
 def test_corosync_link_is_never_suggested(hosts: Path) -> None:
     unlabelled = replace(TOPO, interfaces=tuple(replace(i, role=None) for i in TOPO.interfaces))
-    (f,) = slower_links(unlabelled, "br0", "node2", hosts)
+    (f,) = slower(unlabelled, "br0", "node2", hosts)
     assert "--via ring1" in f.fix  # without the label the 25000 Mbit/s ring link would be chosen
     assert slower_links(TOPO, "san0", "node2", hosts) == []  # only the corosync link is faster than san0
 

@@ -6,6 +6,7 @@ from verifier import reconcile
 from verifier.model import (
     CaptureResult,
     Expectation,
+    Facts,
     Interface,
     InterfaceCount,
     MigrationResult,
@@ -44,7 +45,6 @@ def test_lan_stream_fails_a_san_expectation_and_counts_the_bridge_once() -> None
         done(),
         Prediction("node2", "203.0.113.12", "br0", ("br0", "eth0")),
         Expectation(interfaces=("san0",)),
-        fix_for=lambda i: f"use {i}",
     )
     assert leg.verdict == "fail"
     assert leg.observed_interface == "br0" and leg.observed_path == ("br0", "eth0")
@@ -52,7 +52,8 @@ def test_lan_stream_fails_a_san_expectation_and_counts_the_bridge_once() -> None
     assert shares == {"br0": 1.0, "eth0": 1.0, "san0": 0.0, "ring1": 0.0}
     assert leg.coverage.ok and leg.coverage.ratio == 1.0
     wrong = [f for f in leg.findings if f.code == "wrong-path"]
-    assert wrong and wrong[0].fix == "use san0"
+    # Reconcile names what the fix must aim at; prescribe words it.
+    assert wrong and wrong[0].fix == "" and wrong[0].facts == Facts(expected="san0")
     assert [r.name for r in leg.interfaces] == ["br0", "eth0", "san0", "ring1"]
 
 
@@ -119,7 +120,7 @@ def test_failed_migration_is_inconclusive_and_says_where_the_guest_is() -> None:
     failed = MigrationResult("failed", None, error="connection reset", guest_location="source")
     leg = reconcile.decide(TOPO, capture(san0=10 * MB), failed, None, Expectation(interfaces=("san0",)))
     assert leg.verdict == "inconclusive"
-    assert any(f.code == "migration-failed" and "source" in f.fix for f in leg.findings)
+    assert any(f.code == "migration-failed" and f.facts == Facts(location="source") for f in leg.findings)
 
 
 def test_more_captured_than_the_interface_carried_is_flagged_and_inconclusive() -> None:

@@ -138,11 +138,9 @@ def test_list_runs_orders_by_time_skips_strays_and_flags_unreadable(tmp_path: Pa
     bad = listed[2]
     assert bad.verdict == "unreadable" and bad.time == "2025-01-01T01:30:00Z"
     assert "not valid JSON" in bad.error and bad.observed_interface is None
-    assert runs.first_run(captures) == early
 
 
 def test_list_runs_never_raises(tmp_path: Path) -> None:
     assert runs.list_runs(tmp_path / "missing") == []
     (tmp_path / "file").write_text("x")
     assert runs.list_runs(tmp_path / "file") == []
-    assert runs.first_run(tmp_path / "missing") is None

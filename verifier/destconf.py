@@ -1,4 +1,5 @@
-"""Read the destination's qemu.conf when we can see it: this host's own, or a lab node's.
+"""Read the destination's qemu.conf when we can see it: this host's own, or (through a reader
+the lab supplies) a lab node's.
 
 libvirt's destination hands out `migration_host` (default: its hostname) as the address the
 source's QEMU connects to; knowing it predicts the path before migrating (design.md section 4).
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,25 +46,31 @@ def parse(text: str, path: Path) -> DestConfig:
     )
 
 
-def locate(dest: str, dest_hostname: str | None = None) -> Path | None:
-    """Where DEST's qemu.conf is readable from this host, if anywhere."""
-    from verifier.lab import spec
-
-    if dest in spec.NODES:
-        lab_conf = spec.node_dir(dest) / "etc" / "qemu.conf"
-        if lab_conf.exists():
-            return lab_conf
-    local = socket.gethostname()
-    if local in (dest, dest_hostname) and SYSTEM_QEMU_CONF.exists():
-        return SYSTEM_QEMU_CONF
-    return None
+DestConfigReader = Callable[[str], DestConfig]  # destination name -> what its qemu.conf says
 
 
-def read(dest: str, dest_hostname: str | None = None) -> DestConfig:
-    path = locate(dest, dest_hostname)
-    if path is None:
-        return DestConfig(None)
+def read_file(path: Path) -> DestConfig:
     try:
         return parse(path.read_text(errors="replace"), path)
     except OSError:
         return DestConfig(None)
+
+
+def read_local(dest: str) -> DestConfig:
+    """The destination's qemu.conf is readable here only when the destination is this host."""
+    if dest == socket.gethostname() and SYSTEM_QEMU_CONF.exists():
+        return read_file(SYSTEM_QEMU_CONF)
+    return DestConfig(None)
+
+
+def first_of(*readers: DestConfigReader) -> DestConfigReader:
+    """The first reader that can see the destination's qemu.conf wins (the lab's, then this host's)."""
+
+    def read(dest: str) -> DestConfig:
+        for reader in readers:
+            conf = reader(dest)
+            if conf.path is not None:
+                return conf
+        return DestConfig(None)
+
+    return read

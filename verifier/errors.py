@@ -17,6 +17,16 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_MEANINGS = {
+    ExitCode.VERIFIED: "verified: the stream took the expected link (or, without --expect, was observed)",
+    ExitCode.WRONG_PATH: "wrong path: the stream did not take the expected link",
+    ExitCode.USAGE: "usage error (bad option or argument)",
+    ExitCode.INCONCLUSIVE: "inconclusive: drops, no stream seen, or counts do not reconcile with libvirt",
+    ExitCode.ENVIRONMENT: "environment: privileges, libvirt unreachable, interface missing",
+    ExitCode.MIGRATION_FAILED: "migration failed",
+    ExitCode.INTERRUPTED: "interrupted",
+}
+
 VERDICT_EXIT = {
     "pass": ExitCode.VERIFIED,
     "observed": ExitCode.VERIFIED,
@@ -57,10 +67,6 @@ class EnvironmentProblem(VerifierError):
     """Privileges, missing packages or kernel features, unreachable daemons, missing interfaces."""
 
     exit_code = ExitCode.ENVIRONMENT
-
-
-class MigrationFailed(VerifierError):
-    exit_code = ExitCode.MIGRATION_FAILED
 
 
 class NotStored(EnvironmentProblem):

@@ -11,32 +11,50 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from verifier import signals
 from verifier.errors import EnvironmentProblem, UsageError
-from verifier.model import MigrationResult
+from verifier.model import JobProgress, MigrationRequest, MigrationResult, MigrationStatus
 
-ProgressFn = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class MigrationRequest:
-    vm: str
-    dest_uri: str
-    migrate_uri: str | None = None
-    bandwidth_mib: int | None = None
-    parallel: int | None = None
+ProgressFn = Callable[[JobProgress], None]
 
 
 class Hypervisor(Protocol):
-    """What the pipeline needs from a hypervisor; LibvirtHypervisor is the real one."""
+    """What the pipeline needs from a hypervisor; LibvirtHypervisor is the real one. A context
+    manager: leaving the block closes its connections, whatever happened inside."""
 
+    def __enter__(self) -> Hypervisor: ...
+    def __exit__(self, *exc: object) -> None: ...
     def check_domain(self, vm: str) -> None: ...
     def destination_hostname(self) -> str: ...
     def source_hostname(self) -> str: ...
     def migrate(self, req: MigrationRequest, progress: ProgressFn) -> MigrationResult: ...
+
+
+HypervisorFactory = Callable[[str, str], Hypervisor]
+
+
+def job_progress(stats: dict[str, Any]) -> JobProgress:
+    """libvirt's jobStats() dict (keys are optional and vary by state) as a JobProgress."""
+
+    def num(key: str) -> int | None:
+        value = stats.get(key)
+        return int(value) if value is not None else None
+
+    return JobProgress(
+        data_total=num("data_total") or 0,
+        data_processed=num("data_processed") or 0,
+        data_remaining=num("data_remaining") or 0,
+        memory_bps=float(stats.get("memory_bps") or 0),
+        time_elapsed_ms=num("time_elapsed"),
+        memory_iteration=num("memory_iteration"),
+        memory_remaining=num("memory_remaining"),
+        memory_dirty_rate=num("memory_dirty_rate"),
+        memory_page_size=num("memory_page_size"),
+        downtime_ms=num("downtime"),
+        auto_converge_throttle=num("auto_converge_throttle"),
+    )
 
 
 def _libvirt() -> Any:
@@ -72,6 +90,12 @@ class LibvirtHypervisor:
         self.dest_uri = dest_uri
         self._src: Any = None
         self._dst: Any = None
+
+    def __enter__(self) -> LibvirtHypervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def src(self) -> Any:
@@ -157,54 +181,54 @@ class LibvirtHypervisor:
         thread = threading.Thread(target=worker, name="migrate", daemon=True)
         thread.start()
         peak = 0.0
-        last: dict[str, Any] = {}
+        last = JobProgress()
+        ended: list[float] = []  # when the job ended: asking for the completed stats is not the job
+
+        def result(status: MigrationStatus, **fields: Any) -> MigrationResult:
+            return MigrationResult(
+                status=status,
+                migrate_uri=req.migrate_uri,
+                dest_uri=req.dest_uri,
+                duration_s=(ended[0] if ended else time.time()) - started,
+                started_at=started,
+                **fields,
+            )
+
         try:
             while thread.is_alive():
                 thread.join(0.5)
                 try:
-                    stats = dom.jobStats()
+                    now = job_progress(dom.jobStats())
                 except lv.libvirtError:
                     continue
-                peak = max(peak, float(stats.get("memory_bps", 0) or 0))
-                if int(stats.get("data_processed") or 0) >= int(last.get("data_processed") or 0):
-                    last = stats  # the furthest QEMU got; a dying job may report zeros
-                progress(stats)
+                peak = max(peak, now.memory_bps)
+                if now.data_processed >= last.data_processed:
+                    last = now  # the furthest QEMU got; a dying job may report zeros
+                progress(now)
         except KeyboardInterrupt:
             # Abort and wait for libvirt to roll back; a second Ctrl-C must not cut this short.
             with signals.shielded("aborting the migration"):
                 self._abort(dom)
                 thread.join(60)
-                return MigrationResult(
-                    status="interrupted",
-                    migrate_uri=req.migrate_uri,
-                    dest_uri=req.dest_uri,
-                    duration_s=time.time() - started,
-                    started_at=started,
+                return result(
+                    MigrationStatus.INTERRUPTED,
                     error="interrupted: the migration job was aborted (virDomainAbortJob)",
                     guest_location=self.locate(req.vm),
                 )
-        duration = time.time() - started
+        ended.append(time.time())
         if "error" in outcome:
-            return MigrationResult(
-                status="failed",
-                migrate_uri=req.migrate_uri,
-                dest_uri=req.dest_uri,
-                data_processed=_int(last.get("data_processed")),
-                data_total=_int(last.get("data_total")),
-                duration_s=duration,
-                started_at=started,
+            return result(
+                MigrationStatus.FAILED,
+                data_processed=last.data_processed or None,
+                data_total=last.data_total or None,
                 error=outcome["error"],
                 guest_location=self.locate(req.vm),
             )
         done = self._completed_stats(req.vm)
-        return MigrationResult(
-            status="completed",
-            migrate_uri=req.migrate_uri,
-            dest_uri=req.dest_uri,
+        return result(
+            MigrationStatus.COMPLETED,
             data_processed=_int(done.get("data_processed")),
             data_total=_int(done.get("data_total")),
-            duration_s=duration,
-            started_at=started,
             peak_bps=max(peak, float(done.get("memory_bps", 0) or 0)) or None,
             downtime_ms=_int(done.get("downtime")),
             guest_location="destination",

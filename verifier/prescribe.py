@@ -1,19 +1,36 @@
-"""The fix, in the words of the tools the user has, naming real names, addresses and interfaces.
+"""The prescribe stage: the fix for each finding, in the words of the tools the user has, naming
+real names, addresses and interfaces.
 
-Each way the path can be wrong has its own prescription: the destination hands out a hostname
-that resolves to the LAN (migration_host / --migrateuri / a per-interface name / Pacemaker's
-VirtualDomain parameters); a migration_host whose name resolves to the wrong link; a policy
-rule or route that sends the right address out of the wrong interface; several streams
-hashed onto one bond member.
+It runs once, after reconcile (and once after predict for `predict`/--dry-run), and reads only a
+finding's code and structured `Facts`: no stage parses another's prose. Each way the path can be
+wrong has its own prescription: the destination hands out a hostname that resolves to the LAN
+(migration_host / --migrateuri / a per-interface name / Pacemaker's VirtualDomain parameters);
+a migration_host whose name resolves to the wrong link; a policy rule or route that sends the
+right address out of the wrong interface; several streams hashed onto one bond member.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from verifier.model import Connection, Finding, Prediction, Topology
+from verifier.model import Facts, Finding, Prediction, Report, Topology
 from verifier.predict import dest_on_link, link_subnets
 from verifier.resolve import HOSTS
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every prescription may name: the host's interfaces, the destination, the guest."""
+
+    topology: Topology
+    dest: str
+    vm: str = "VM"
+    dest_uri: str | None = None
+    prediction: Prediction | None = None
+    hosts: Path = HOSTS
 
 
 def _suffix(dest: str, name: str) -> str | None:
@@ -21,17 +38,10 @@ def _suffix(dest: str, name: str) -> str | None:
     return name[len(short) :] if name.startswith(short) and name != short else None
 
 
-def path_fix(
-    topology: Topology,
-    dest: str,
-    expected: str,
-    prediction: Prediction | None = None,
-    hosts: Path = HOSTS,
-    vm: str = "VM",
-    dest_uri: str | None = None,
-) -> str:
-    """How to put the stream to DEST on the EXPECTED interface of this host."""
-    target = dest_on_link(topology, dest, expected, hosts)
+def path_fix(ctx: Context, expected: str) -> str:
+    """How to put the stream to the destination on the EXPECTED interface of this host."""
+    topology, dest, prediction = ctx.topology, ctx.dest, ctx.prediction
+    target = dest_on_link(topology, dest, expected, ctx.hosts)
     origin = prediction.uri_origin if prediction else "hostname"
     if target and prediction and prediction.target_address == target[1] and prediction.interface != expected:
         # The right address, the wrong interface: routing, not naming, is at fault.
@@ -52,10 +62,11 @@ def path_fix(
             f"not to its {expected} address: point that name at {addr} (hosts file or DNS), or set "
             f'migration_host = "{name}" in {dest}\'s /etc/libvirt/qemu.conf and restart libvirtd'
         )
+    vm = shlex.quote(ctx.vm)
     steps = [
         f'on {dest}: migration_host = "{name}" and migration_address = "{addr}" in /etc/libvirt/qemu.conf, '
         "then `systemctl restart libvirtd` (virtqemud)",
-        f"or per migration: virsh migrate --live --p2p {vm} {dest_uri or f'qemu+ssh://{dest}/system'} "
+        f"or per migration: virsh migrate --live --p2p {vm} {ctx.dest_uri or f'qemu+ssh://{dest}/system'} "
         f"--migrateuri tcp://{addr} "
         f"(verify-path: --via {expected})",
     ]
@@ -69,13 +80,12 @@ def path_fix(
 
 
 def route_fix(prediction: Prediction, expected: str, address: str) -> str:
-    rule = next((r.detail for r in prediction.reasons if r.step == "policy rule"), "")
-    prio = rule.split(":", 1)[0]
-    # Only an `ip rule` line ("100: from all ...") names a rule; predict's "(no rule found ...)" does not.
-    if prio.isdigit() and not rule.rstrip().endswith("lookup main") and "lookup local" not in rule:
+    rule = prediction.rule
+    # Only a rule the admin added can be removed; the kernel's own (lookup main/local) cannot.
+    if rule is not None and not rule.is_default:
         return (
-            f"policy rule `{rule}` sends {address} to table {prediction.table} out of {prediction.interface}: "
-            f"remove it (`ip rule del priority {prio}`) or make that table route {address} dev {expected}"
+            f"policy rule `{rule.text}` sends {address} to table {prediction.table} out of {prediction.interface}: "
+            f"remove it (`ip rule del priority {rule.priority}`) or make that table route {address} dev {expected}"
         )
     return (
         f"the route to {address} leaves by {prediction.interface}: "
@@ -83,27 +93,74 @@ def route_fix(prediction: Prediction, expected: str, address: str) -> str:
     )
 
 
-def bond_share(
-    topology: Topology, connections: tuple[Connection, ...], member_of: dict[tuple[str, int], str], bond: str
-) -> Finding | None:
-    """Several migration connections on one bond member: the bond adds nothing to this migration."""
-    info = topology.get(bond)
-    if info is None or info.bond is None or len(connections) < 2:
-        return None
-    members = {member_of.get((c.client, c.client_port)) for c in connections}
-    members.discard(None)
-    if len(members) != 1:
-        return None
-    member = members.pop()
-    policy = info.bond.xmit_hash_policy or "?"
-    fix = (
-        "set xmit_hash_policy=layer3+4 on the bond so that each connection hashes by its ports"
-        if policy in ("layer2", "layer2+3")
-        else "more parallel connections (--parallel N) spread over more members; one stream never exceeds one member"
-    )
-    return Finding(
-        "bond-member-shared",
-        "warning",
-        f"all {len(connections)} migration connections hash to {member} of {bond} ({info.bond.mode}, {policy})",
-        fix,
+def bond_fix(policy: str | None) -> str:
+    if policy in ("layer2", "layer2+3"):
+        return "set xmit_hash_policy=layer3+4 on the bond so that each connection hashes by its ports"
+    return "more parallel connections (--parallel N) spread over more members; one stream never exceeds one member"
+
+
+Prescription = Callable[[Facts, Context], str]
+
+
+def _expected(facts: Facts, ctx: Context) -> str:
+    # watch and analyze know no destination to route to: the finding stands without a fix.
+    return path_fix(ctx, facts.expected) if facts.expected and ctx.dest else ""
+
+
+def _guest(facts: Facts, _ctx: Context) -> str:
+    return f"the guest is on the {facts.location or 'unknown'} host"
+
+
+def _static(text: str) -> Prescription:
+    return lambda _facts, _ctx: text
+
+
+FIXES: dict[str, Prescription] = {
+    "wrong-path": _expected,
+    "predicted-wrong-path": _expected,
+    "slower-link": lambda f, c: (
+        f'migrate over {f.interface}: --via {f.interface}, or migration_host = "{f.name}" on {c.dest}'
+    ),
+    "bond-member-shared": lambda f, _c: bond_fix(f.policy),
+    "migration-failed": _guest,
+    "interrupted": _guest,
+    "capture-problem": _static("free space in --captures-dir or choose another"),
+    "no-stream": _static(
+        "watch more interfaces (--interfaces) or ports (--ports); a tunnelled migration rides "
+        "the libvirtd connection (16509/16514/22)"
+    ),
+    "capture-drops": _static("counts on that interface are lower bounds"),
+    "coverage": _static("see --interfaces / --ports"),
+    "impossible-count": _static("the capture cannot be trusted: rerun, and report a bug if it persists"),
+    "prediction-mismatch": _static(
+        "a policy rule, a changed route or the destination's migration_host may differ from what this host knows"
+    ),
+    "tunnelled": _static("the path follows the host name in the destination's libvirt URI (--dest-uri)"),
+    "cleartext-on-shared-link": _static(
+        "use TLS migration (virsh migrate --tls; migrate_tls_force = 1 in qemu.conf) or a dedicated "
+        "migration link (--via / migration_host)"
+    ),
+}
+
+
+def attach(findings: tuple[Finding, ...], ctx: Context) -> tuple[Finding, ...]:
+    """FINDINGS with their fixes; a finding that already has one keeps it."""
+    out = []
+    for f in findings:
+        prescription = FIXES.get(f.code)
+        if f.fix or prescription is None:
+            out.append(f)
+            continue
+        out.append(replace(f, fix=prescription(f.facts or Facts(), ctx)))
+    return tuple(out)
+
+
+def attach_report(report: Report, ctx: Context) -> Report:
+    """Fixes on every finding of a run: its own, its prediction's and its return leg's."""
+    back = report.return_leg
+    return replace(
+        report,
+        findings=attach(report.findings, ctx),
+        prediction=replace(report.prediction, findings=attach(report.prediction.findings, ctx)),
+        return_leg=replace(back, findings=attach(back.findings, ctx)) if back else None,
     )

@@ -39,3 +39,18 @@ def ports_for(
 def ports_text(ports: PortRanges) -> str:
     """49152-49215,8002: the --ports syntax, for messages and reports."""
     return ",".join(f"{lo}-{hi}" if lo != hi else str(lo) for lo, hi in ports)
+
+
+def parse_ports(text: str) -> PortRanges:
+    """`--ports 49152-49215,8002` -> ((49152, 49215), (8002, 8002)); a usage error otherwise."""
+    ranges = []
+    for part in text.split(","):
+        lo_s, sep, hi_s = part.strip().partition("-")
+        try:
+            lo, hi = int(lo_s), int(hi_s) if sep else int(lo_s)
+        except ValueError:
+            raise UsageError(f"--ports {text!r} is malformed", hint="use e.g. 49152-49215,8002") from None
+        if not (1 <= lo <= hi <= 65535):
+            raise UsageError(f"--ports range {part!r} is outside 1-65535 or reversed", hint="use e.g. 49152-49215")
+        ranges.append((lo, hi))
+    return tuple(ranges)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from verifier.model import PolicyRule
 from verifier.topology import attr
 
 RT_TABLE_NAMES = {253: "default", 254: "main", 255: "local"}
@@ -26,18 +27,19 @@ class RouteInfo:
     table: int | None
     prefix: str | None = None  # the route entry that matched, e.g. 198.18.0.0/24
     metric: int | None = None
-    rule: str | None = None  # the policy rule that selected the table, in `ip rule` words
+    rule: PolicyRule | None = None  # the policy rule that selected the table
 
 
 class RouteLookup(Protocol):
     def route_get(self, dst: str) -> RouteInfo | None: ...
+    def neighbour_mac(self, address: str) -> str | None: ...
 
 
 def table_name(table: int | None) -> str:
     return RT_TABLE_NAMES.get(table, str(table)) if table is not None else "?"
 
 
-def _rule_table(rule: dict[str, Any]) -> int:
+def rule_table(rule: dict[str, Any]) -> int:
     return int(attr(rule, "FRA_TABLE") or rule.get("table", 0))
 
 
@@ -54,8 +56,12 @@ def describe_rule(rule: dict[str, Any]) -> str:
         words.append(f"oif {attr(rule, 'FRA_OIFNAME')}")
     if attr(rule, "FRA_FWMARK"):
         words.append(f"fwmark {attr(rule, 'FRA_FWMARK'):#x}")
-    words.append(f"lookup {table_name(_rule_table(rule))}")
+    words.append(f"lookup {table_name(rule_table(rule))}")
     return " ".join(words)
+
+
+def policy_rule(rule: dict[str, Any]) -> PolicyRule:
+    return PolicyRule(int(attr(rule, "FRA_PRIORITY") or 0), describe_rule(rule), rule_table(rule))
 
 
 def _contains(prefix: str | None, length: int, address: str) -> bool:
@@ -84,10 +90,6 @@ def matching_rules(rules: list[dict[str, Any]], dst: str) -> list[dict[str, Any]
         if _contains(attr(rule, "FRA_DST"), rule.get("dst_len", 0), dst):
             out.append(rule)
     return out
-
-
-def rule_table(rule: dict[str, Any]) -> int:
-    return _rule_table(rule)
 
 
 def best_route(routes: list[dict[str, Any]], dst: str, oif: int | None) -> dict[str, Any] | None:
@@ -163,5 +165,5 @@ class NetlinkRoutes:
             table,
             prefix,
             metric,
-            describe_rule(rule) if rule else None,
+            policy_rule(rule) if rule else None,
         )

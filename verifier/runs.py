@@ -52,11 +52,6 @@ def create(captures_dir: Path, vm: str, dest: str, now: float | None = None) -> 
     raise EnvironmentProblem(f"too many runs named {base} in {captures_dir}")
 
 
-def report_dict(report: Report) -> dict[str, Any]:
-    data: dict[str, Any] = to_dict(report)
-    return data
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -68,7 +63,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def store(report: Report, run_dir: Path) -> Path:
     path = run_dir / "run.json"
-    write_json(path, report_dict(report))
+    write_json(path, to_dict(report))
     return path
 
 
@@ -218,8 +213,3 @@ def list_runs(captures_dir: Path) -> list[RunSummary]:
     except OSError:
         return []
     return sorted((summarise(d) for d in dirs), key=lambda r: (r.time, r.run_dir.name))
-
-
-def first_run(captures_dir: Path) -> Path | None:
-    """The oldest readable run directory under CAPTURES_DIR, or None."""
-    return next((r.run_dir for r in list_runs(captures_dir) if r.verdict != "unreadable"), None)

@@ -145,6 +145,10 @@ class LiveCapture:
         self._thread = threading.Thread(target=self._loop, name="capture", daemon=True)
         self._thread.start()
 
+    def bytes_so_far(self) -> int:
+        """Bytes counted on every interface so far (watch --until-idle polls this)."""
+        return sum(s.bytes_tx + s.bytes_rx for s in self.counter.ifaces.values())
+
     def stop(self, drain_s: float = 0.3) -> CaptureResult:
         """Let the buffers drain, stop the reader, read the final drop counts, close the files."""
         time.sleep(drain_s)

@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from verifier.model import JobProgress
 from verifier.render.units import human_bytes, mbit
 
 
@@ -32,13 +33,12 @@ class ProgressPrinter:
                 transient=True,
             )
 
-    def __call__(self, stats: dict[str, Any]) -> None:
-        total = float(stats.get("data_total") or 0)
-        remaining = float(stats.get("data_remaining") or 0)
-        processed = float(stats.get("data_processed") or 0)
-        pct = 100.0 * (total - remaining) / total if total else 0.0
-        self._started = self._started or bool(total)
-        rate = mbit(float(stats.get("memory_bps") or 0))
+    def __call__(self, job: JobProgress) -> None:
+        total = job.data_total
+        processed = job.data_processed
+        pct = job.percent
+        self._started = self._started or job.started
+        rate = mbit(job.memory_bps)
         if self._bar is not None:
             if self._task is None:
                 self._bar.start()

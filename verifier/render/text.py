@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from verifier.model import SCHEMA_VERSION, InterfaceReport, Leg, Report, to_dict
+from verifier.model import SCHEMA_VERSION, Expectation, InterfaceReport, Leg, Plan, Report, to_dict
 from verifier.profiles import ports_text
 from verifier.render.units import human_bytes, mbit
 
@@ -101,16 +101,16 @@ def render(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def prediction_dict(opts: Any, plan: Any, verdict: str) -> dict[str, Any]:
+def prediction_dict(vm: str, dest: str, expectation: Expectation, plan: Plan, verdict: str) -> dict[str, Any]:
     """The JSON of `predict`: the same `prediction` object as a run's, plus what it rests on."""
     topo = plan.topology
     return {
         "schema_version": SCHEMA_VERSION,
         "mode": "predict",
-        "verdict": verdict,
-        "vm": opts.vm,
-        "destination": opts.dest,
-        "expected": to_dict(opts.expectation),
+        "verdict": str(verdict),
+        "vm": vm,
+        "destination": dest,
+        "expected": to_dict(expectation),
         "prediction": to_dict(plan.prediction),
         "ports": [list(p) for p in plan.ports],
         "interfaces": [
@@ -129,11 +129,11 @@ def prediction_dict(opts: Any, plan: Any, verdict: str) -> dict[str, Any]:
     }
 
 
-def render_prediction(opts: Any, plan: Any, verdict: str) -> str:
+def render_prediction(vm: str, dest: str, plan: Plan, verdict: str) -> str:
     pred = plan.prediction
     word = {"pass": "PREDICTED PASS", "fail": "PREDICTED FAIL", "observed": "PREDICTED"}.get(verdict, "UNKNOWN")
     lines = [
-        f"{word}: {opts.vm} -> {opts.dest} will take {' -> '.join(pred.path) or 'no known path'} "
+        f"{word}: {vm} -> {dest} will take {' -> '.join(pred.path) or 'no known path'} "
         "(nothing migrated, nothing captured)",
         "",
         "path explanation:",

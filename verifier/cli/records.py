@@ -1,4 +1,4 @@
-"""Commands on stored runs, no live system needed: `report`, `compare`, `runs`, `analyze`."""
+"""Commands that need no live system: `report`, `compare`, `runs`, `analyze`, `bond-hash`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from verifier.errors import UsageError, exit_code_for
-
-RECORD_COMMANDS = ("report", "compare", "runs", "analyze")
+from verifier.cli.output import write_finished
+from verifier.cli.parser import Parser, add_expectation, add_output, add_ports, add_storage, split_list
+from verifier.errors import UsageError
 
 
 def _write(text: str, output: Path | None, out: TextIO) -> None:
@@ -79,40 +79,41 @@ def _runs(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _analyze(args: argparse.Namespace, out: TextIO) -> int:
-    from verifier import analyze
+    from verifier import analyze, expect, profiles
 
-    report = analyze.run_offline(args)
-    from verifier.render import chart, text
-
-    run_dir = Path(report.run_dir) if report.run_dir else None
-    if run_dir:
-        chart.render(report, run_dir / "chart.png")
-    if args.json:
-        from verifier import runs
-
-        out.write(json.dumps(runs.report_dict(report), indent=2) + "\n")
-    else:
-        out.write(text.render(report))
-    return exit_code_for(report.verdict)
-
-
-def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -> dict[str, argparse.ArgumentParser]:
-    fmt = argparse.RawDescriptionHelpFormatter
-    rep = parser_class(
-        prog="verify-path report",
-        epilog=epilog,
-        formatter_class=fmt,
-        description="Re-render a stored run without any live system.",
+    iface_map = analyze._pairs(args.iface_map, "--iface-map")
+    files = [(path, analyze.interface_for(path, iface_map)) for path in args.pcaps]
+    finished = analyze.run_offline(
+        files,
+        profiles.ports_for(args.profile, profiles.parse_ports(args.ports) if args.ports else ()),
+        expect.Expectation(split_list(args.expect), expect.parse_networks(args.expect_net)),
+        args.captures_dir,
+        # An empty --local list means "not given": an empty set would make no frame outgoing.
+        local=set(args.local) or None,
+        masters=analyze._pairs(args.master, "--master"),
+        vm=args.vm,
+        dest=args.dest,
+        data_processed=args.data_processed,
+        chart=args.chart,
     )
+    return write_finished(finished, args.json, args.chart, out)
+
+
+def _bond_hash(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier import bondhash
+
+    return bondhash.run(args, out)
+
+
+def parsers() -> dict[str, Parser]:
+    rep = Parser("verify-path report", "Re-render a stored run without any live system.")
     rep.add_argument("run", metavar="RUN", help="a run directory or its run.json")
     rep.add_argument("--format", default="text", help="text (default), markdown, html, json or junit")
     rep.add_argument("-o", "--output", type=Path, help="write to this file (mode 0600) instead of stdout")
 
-    cmp_ = parser_class(
-        prog="verify-path compare",
-        epilog=epilog,
-        formatter_class=fmt,
-        description="Compare two stored runs: path, bytes and share per interface, throughput, "
+    cmp_ = Parser(
+        "verify-path compare",
+        "Compare two stored runs: path, bytes and share per interface, throughput, "
         "duration, coverage, findings. Exit 1 when the path moved away from the "
         "expected link or throughput fell by more than --max-slowdown.",
     )
@@ -121,20 +122,13 @@ def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -
     cmp_.add_argument("--max-slowdown", type=float, metavar="PCT", help="allowed throughput drop, percent")
     cmp_.add_argument("--chart", type=Path, metavar="PATH", help="write a comparison chart (.png or .svg)")
 
-    lst = parser_class(
-        prog="verify-path runs",
-        epilog=epilog,
-        formatter_class=fmt,
-        description="List stored runs: time, VM, destination, verdict, observed link.",
-    )
+    lst = Parser("verify-path runs", "List stored runs: time, VM, destination, verdict, observed link.")
     lst.add_argument("--captures-dir", type=Path, default=Path("captures"), metavar="DIR")
     lst.add_argument("--json", action="store_true")
 
-    ana = parser_class(
-        prog="verify-path analyze",
-        epilog=epilog,
-        formatter_class=fmt,
-        description="Count pcap/pcapng files made by tcpdump or tshark (any snap length, Ethernet "
+    ana = Parser(
+        "verify-path analyze",
+        "Count pcap/pcapng files made by tcpdump or tshark (any snap length, Ethernet "
         "or Linux cooked) and store the result as a run, like a live one.",
     )
     ana.add_argument("pcaps", nargs="+", type=Path, metavar="PCAP")
@@ -152,8 +146,7 @@ def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -
         metavar="PORT=MASTER",
         help="PORT is a bridge port or bond member of MASTER (both captured): count the stream once",
     )
-    ana.add_argument("--ports", default=None, metavar="RANGES", help="more ports, added to the profile's")
-    ana.add_argument("--profile", default="qemu", help="port profile (default qemu)")
+    add_ports(ana)
     ana.add_argument(
         "--local",
         action="append",
@@ -161,7 +154,7 @@ def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -
         metavar="ADDR",
         help="this host's address(es): frames from them count as tx",
     )
-    ana.add_argument("--expect", action="append", default=[], metavar="IFACE[,IFACE]")
+    add_expectation(ana)
     ana.add_argument("--vm", default="", help="label the run with this VM")
     ana.add_argument("--dest", default="", help="label the run with this destination")
     ana.add_argument(
@@ -170,9 +163,22 @@ def parsers(parser_class: Callable[..., argparse.ArgumentParser], epilog: str) -
         metavar="BYTES",
         help="libvirt's data_processed for that migration, to compute coverage",
     )
-    ana.add_argument("--captures-dir", type=Path, default=Path("captures"), metavar="DIR")
-    ana.add_argument("--json", action="store_true")
-    return {"report": rep, "compare": cmp_, "runs": lst, "analyze": ana}
+    add_storage(ana)
+    add_output(ana)
+
+    bond = Parser(
+        "verify-path bond-hash",
+        "Which member of a bond the kernel's transmit hash (xmit_hash_policy) picks for a flow, "
+        "with the formula of the kernel generation that runs (or --kernel).",
+    )
+    _bond_arguments(bond)
+    return {"report": rep, "compare": cmp_, "runs": lst, "analyze": ana, "bond-hash": bond}
+
+
+def _bond_arguments(p: Parser) -> None:
+    from verifier import bondhash
+
+    bondhash.add_arguments(p)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
@@ -180,15 +186,14 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "compare": _compare,
     "runs": _runs,
     "analyze": _analyze,
+    "bond-hash": _bond_hash,
 }
+RECORD_COMMANDS = tuple(HANDLERS)
 
 
-def dispatch(
-    command: str,
-    argv: list[str],
-    parser_class: Callable[..., argparse.ArgumentParser],
-    epilog: str,
-    out: TextIO = sys.stdout,
-) -> int:
-    args = parsers(parser_class, epilog)[command].parse_args(argv)
+def parse(command: str, argv: list[str]) -> argparse.Namespace:
+    return parsers()[command].parse_args(argv)
+
+
+def dispatch(command: str, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return HANDLERS[command](args, out)

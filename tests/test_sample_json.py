@@ -1,0 +1,54 @@
+"""The JSON of the stored sample runs is a contract: re-rendering them, and re-analysing their
+pcaps, must give byte-for-byte what the first release wrote (tests/data/sample-reports/)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from verifier.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "captures" / "samples"
+GOLDEN = REPO / "tests" / "data" / "sample-reports"
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), env={}, stdout=out, stderr=err)
+    return code, out.getvalue()
+
+
+@pytest.mark.parametrize("sample", ["lan-default", "via-san0"])
+def test_report_json_of_a_stored_sample_is_unchanged(sample: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the golden files were written from the repository root: run_dir is relative
+    code, out = run("report", f"captures/samples/{sample}", "--format", "json")
+    assert code == 0
+    assert out == (GOLDEN / f"{sample}.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("golden", "argv", "exit_code"),
+    [
+        (
+            "analyze-lan-default.json",
+            ["lan-default/br0.pcap", "lan-default/eth0.pcap", "--master", "eth0=br0", "--expect", "san0"],
+            1,
+        ),
+        ("analyze-via-san0.json", ["via-san0/san0.pcap", "--data-processed", "101700000"], 0),
+    ],
+)
+def test_analyze_of_the_sample_pcaps_is_unchanged(
+    golden: str, argv: list[str], exit_code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)  # file names are part of the report (pcap paths, the source reason)
+    args = [f"captures/samples/{a}" if a.endswith(".pcap") else a for a in argv]
+    code, out = run("analyze", *args, "--captures-dir", str(tmp_path), "--json")
+    assert code == exit_code
+    data = json.loads(out)
+    assert data["run_dir"].startswith(str(tmp_path))
+    data["run_dir"] = None
+    assert data == json.loads((GOLDEN / golden).read_text())

@@ -1,0 +1,79 @@
+"""What a job is asked to do (`JobOptions`) and what it runs on (`Backends`): the conductor's inputs.
+
+Kept apart from the conductor so the CLI can build them without loading any stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from verifier.destconf import DestConfigReader
+from verifier.hypervisor import HypervisorFactory
+from verifier.model import CaptureResult, Expectation, JobProgress, Report, Topology
+from verifier.routing import RouteLookup
+from verifier.store import Stored
+
+PortRanges = tuple[tuple[int, int], ...]
+
+
+class Capture(Protocol):
+    """One sniffer per interface, armed by `start`, counted by `stop` (live or replayed)."""
+
+    def start(self) -> None: ...
+    def stop(self, drain_s: float = 0.3) -> CaptureResult: ...
+    def bytes_so_far(self) -> int: ...
+
+
+CaptureFactory = Callable[[list[str], PortRanges, Path | None], Capture]
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    vm: str
+    dest: str
+    connect_uri: str = ""
+    dest_uri: str = ""
+    migrate_uri: str | None = None
+    via: str | None = None
+    bandwidth: int | None = None  # MiB/s, libvirt's unit
+    parallel: int | None = None
+    ports: PortRanges = ()  # --ports: added to the profile's
+    profile: str = "qemu"
+    roles: tuple[tuple[str, str], ...] = ()  # --role IFACE=NAME
+    interfaces: tuple[str, ...] = ()
+    expectation: Expectation = field(default_factory=Expectation)
+    captures_dir: Path = Path("captures")
+    chart: Path | None = None
+    round_trip: bool = False
+    return_uri: str | None = None
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+def _no_progress(_job: JobProgress) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Backends:
+    topology: Callable[[], Topology]
+    routes: RouteLookup
+    hypervisor: HypervisorFactory
+    capture: CaptureFactory
+    dest_config: DestConfigReader
+    log: Log = _quiet
+    progress: Callable[[JobProgress], None] = _no_progress
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished run: its report (fixes attached, stored) and where its chart went."""
+
+    report: Report
+    stored: Stored

@@ -1,0 +1,70 @@
+"""What the capture stage counted: per interface and direction, per second, per connection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Bin:
+    second: int
+    bytes_tx: int
+    bytes_rx: int
+
+
+@dataclass(frozen=True)
+class InterfaceCount:
+    name: str
+    bytes_tx: int = 0
+    bytes_rx: int = 0
+    packets_tx: int = 0
+    packets_rx: int = 0
+    payload_tx: int = 0
+    payload_rx: int = 0
+    drops: int = 0
+    kernel_packets: int = 0
+    bins: tuple[Bin, ...] = ()
+    pcap: str | None = None
+    other_bytes: int = 0  # matched the filter but not a migration connection
+    counter_tx: int | None = None  # the interface's own byte counters over the capture (sysfs)
+    counter_rx: int | None = None
+
+    @property
+    def packets(self) -> int:
+        return self.packets_tx + self.packets_rx
+
+    @property
+    def payload(self) -> int:
+        return self.payload_tx + self.payload_rx
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One TCP connection on the watched ports, oriented client -> server."""
+
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    payload_to_server: int
+    payload_to_client: int
+    packets: int
+    interfaces: tuple[str, ...]
+    first_payload: str = ""  # hex of the first bytes the client sent
+    kind: str = "unknown"  # qemu-main | multifd | nbd | tls | libvirtd-tunnel | ssh-tunnel | unknown
+    first_payload_server: str = ""  # hex of the first bytes the server sent
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    interfaces: tuple[InterfaceCount, ...]
+    connections: tuple[Connection, ...]
+    ports: tuple[tuple[int, int], ...]
+    started_at: float
+    ended_at: float
+    snaplen: int
+    bpf: str
+    problems: tuple[str, ...] = ()  # e.g. a pcap that could not be written completely
+
+    def get(self, name: str) -> InterfaceCount | None:
+        return next((i for i in self.interfaces if i.name == name), None)

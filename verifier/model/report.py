@@ -1,0 +1,97 @@
+"""The reconcile stage's output: per-interface reports, coverage, legs, and the whole run's report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from verifier.model.capture import Bin, Connection
+from verifier.model.enums import Direction, Verdict
+from verifier.model.findings import Expectation, Finding, Prediction
+from verifier.model.migration import MigrationResult
+
+
+@dataclass(frozen=True)
+class InterfaceReport:
+    name: str
+    kind: str
+    master: str | None
+    role: str | None
+    bytes_tx: int
+    bytes_rx: int
+    packets: int
+    payload: int
+    share: float
+    drops: int
+    kernel_packets: int = 0
+    speed_mbps: int | None = None
+    other_bytes: int = 0
+    pcap: str | None = None
+    bins: tuple[Bin, ...] = ()
+    counter_tx: int | None = None
+    counter_rx: int | None = None
+
+
+@dataclass(frozen=True)
+class Coverage:
+    ratio: float | None
+    payload_bytes: int
+    data_processed: int | None
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class KindCount:
+    connections: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """The migration's connections by kind (QEMU main stream, multifd, NBD, tunnels)."""
+
+    ports: tuple[tuple[int, int], ...] = ()
+    endpoints: tuple[str, ...] = ()
+    server_ports: tuple[int, ...] = ()
+    connections: int = 0
+    kinds: dict[str, KindCount] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One direction of a migration as this host saw it: where the stream went, with counts."""
+
+    direction: Direction
+    verdict: Verdict
+    observed_interface: str | None
+    observed_path: tuple[str, ...]
+    interfaces: tuple[InterfaceReport, ...]
+    coverage: Coverage
+    migration: MigrationResult
+    connections: tuple[Connection, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    expected_share: float | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    schema_version: int
+    tool_version: str
+    verdict: Verdict
+    vm: str
+    source: str
+    destination: str
+    expected: Expectation
+    observed_interface: str | None
+    observed_path: tuple[str, ...]
+    interfaces: tuple[InterfaceReport, ...]
+    stream: StreamSummary
+    migration: MigrationResult
+    prediction: Prediction
+    coverage: Coverage
+    findings: tuple[Finding, ...]
+    run_dir: str | None
+    started_at: float
+    expected_share: float | None = None
+    return_leg: Leg | None = None
+    mode: str = "migrate"  # migrate | watch | analyze

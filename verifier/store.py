@@ -1,0 +1,47 @@
+"""The store stage: the one place a run's record is written, run.json and its chart together.
+
+run.json first: it is the evidence; a chart that cannot be drawn (a full disk) costs the chart,
+never the record or the verdict.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from verifier import runs
+from verifier.errors import NotStored
+from verifier.model import Report
+
+
+@dataclass(frozen=True)
+class Stored:
+    chart: Path | None  # where the chart was written (run dir, and a copy at --chart)
+    note: str = ""  # why the chart is missing, when it is
+
+
+def store_run(report: Report, extra_chart: Path | None = None) -> Stored:
+    """Write REPORT's run.json and chart into its run directory (and the chart to EXTRA_CHART)."""
+    if not report.run_dir:
+        return Stored(None)
+    run_dir = Path(report.run_dir)
+    try:
+        runs.store(report, run_dir)
+    except OSError as exc:
+        raise NotStored(
+            f"could not write {run_dir / 'run.json'}: {exc.strerror or exc}",
+            report,
+            hint="the report follows on stdout; free space or choose another --captures-dir",
+        ) from None
+    from verifier.render import chart  # matplotlib: loaded only when a run is stored
+
+    try:
+        png = chart.render(report, run_dir / "chart.png")
+        if extra_chart is not None and extra_chart.suffix.lower() == ".svg":
+            chart.render(report, extra_chart)  # SVG on request: drawn again, not a renamed PNG
+        elif extra_chart is not None:
+            shutil.copyfile(png, extra_chart)
+    except OSError as exc:
+        return Stored(None, f"chart not written: {exc.strerror or exc}")
+    return Stored(extra_chart or png)
