@@ -1,0 +1,364 @@
+"""Socket ownership on real sockets: sock_diag listing, /proc lookups and the sampler thread.
+
+Runs as an ordinary user, without the lab: the "QEMU" is a Python child whose argv[0] and
+`-name guest=fakevm,debug-threads=on` arguments look like libvirt's QEMU command line.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from verifier.owners import (
+    OwnershipSampler,
+    ProcessIndex,
+    find_libvirtd_pids,
+    find_qemu_pid,
+    flow_key,
+    guest_name,
+    owner_of_inode,
+    socket_inodes,
+)
+from verifier.sockdiag import TcpSocket, TcpSocketLister, canonical_ip, tcp_sockets
+
+LO = "127.0.0.1"
+# The child obeys one command per line on stdin and answers on stdout; EOF ends it.
+CHILD = """
+import socket, sys
+held = {}
+for line in sys.stdin:
+    cmd, _, arg = line.strip().partition(" ")
+    if cmd == "connect":
+        s = socket.create_connection(("127.0.0.1", int(arg)))
+        held[s.getsockname()[1]] = s
+        print(s.getsockname()[1], flush=True)
+    elif cmd == "listen":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        held[s.getsockname()[1]] = s
+        print(s.getsockname()[1], flush=True)
+    elif cmd == "close":
+        held.pop(int(arg)).close()
+        print("closed", flush=True)
+    elif cmd == "comm":
+        with open("/proc/self/comm", "w") as f:
+            f.write(arg)
+        print("ok", flush=True)
+"""
+
+
+class Child:
+    def __init__(self, program: Path, extra: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [str(program), "-c", CHILD, *extra],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.proc.pid
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+Spawn = Callable[[str, list[str]], Child]
+
+
+@pytest.fixture
+def spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spawn]:
+    """Children run Python through a symlink named like the program they pose as: argv[0] and
+    comm then read like the real thing, and Python still finds its standard library."""
+    bin_dir = tmp_path_factory.mktemp("bin")
+    children: list[Child] = []
+
+    def start(name: str, extra: list[str]) -> Child:
+        program = bin_dir / name
+        if not program.exists():
+            program.symlink_to(sys.executable)
+        children.append(Child(program, extra))
+        return children[-1]
+
+    yield start
+    for child in children:
+        child.end()
+
+
+def fake_qemu(spawn: Spawn, guest: str = "fakevm") -> Child:
+    return spawn("qemu-system-x86_64", ["-name", f"guest={guest},debug-threads=on", "-machine", "pc"])
+
+
+@pytest.fixture
+def server() -> Iterator[socket.socket]:
+    s = socket.socket()
+    s.bind((LO, 0))
+    s.listen()
+    yield s
+    s.close()
+
+
+def four(s: TcpSocket) -> tuple[str, int, str, int]:
+    return (s.local, s.local_port, s.remote, s.remote_port)
+
+
+def port(s: socket.socket) -> int:
+    return int(s.getsockname()[1])
+
+
+def pid_file(run_dir: Path, vm: str, pid: int) -> None:
+    (run_dir / "qemu").mkdir(exist_ok=True)
+    (run_dir / "qemu" / f"{vm}.pid").write_text(f"{pid}\n")
+
+
+def test_tcp_sockets_lists_this_process_sockets_with_inode_and_uid(server: socket.socket) -> None:
+    client = socket.create_connection((LO, port(server)))
+    accepted, _ = server.accept()
+    with client, accepted:
+        by_inode = {s.inode: s for s in tcp_sockets()}
+        listener = by_inode[os.fstat(server.fileno()).st_ino]
+        assert (four(listener), listener.state, listener.uid) == (
+            (LO, port(server), "0.0.0.0", 0),
+            "LISTEN",
+            os.getuid(),
+        )
+        mine = by_inode[os.fstat(client.fileno()).st_ino]
+        assert four(mine) == (LO, port(client), LO, port(server))
+        assert mine.state == "ESTABLISHED"
+        theirs = by_inode[os.fstat(accepted.fileno()).st_ino]
+        assert four(theirs) == (LO, port(server), LO, port(client))
+
+
+def test_kernel_port_filter_returns_exactly_the_sockets_in_range(server: socket.socket) -> None:
+    other = socket.socket()
+    other.bind((LO, 0))
+    other.listen()
+    p, q = port(server), port(other)
+    with other, socket.create_connection((LO, p)) as client, server.accept()[0]:
+        c = port(client)
+        on_p = {(LO, p, "0.0.0.0", 0), (LO, c, LO, p), (LO, p, LO, c)}
+        assert {four(s) for s in tcp_sockets([(p, p)])} == on_p
+        # Several ranges; a range matches the local port or the remote one.
+        assert {four(s) for s in tcp_sockets([(q, q), (p, p)])} == on_p | {(LO, q, "0.0.0.0", 0)}
+        assert {four(s) for s in tcp_sockets([(c, c)])} == {(LO, c, LO, p), (LO, p, LO, c)}
+        assert [s for s in tcp_sockets([(p + 1, p + 1), (p - 1, p - 1)]) if p in (s.local_port, s.remote_port)] == []
+        assert tcp_sockets([]) == ()
+        with TcpSocketLister() as lister:
+            assert set(lister([(p, p)])) == {s for s in lister() if p in (s.local_port, s.remote_port)}
+
+
+def test_ipv4_mapped_addresses_come_back_as_ipv4() -> None:
+    assert canonical_ip("::ffff:127.0.0.1") == LO
+    assert canonical_ip("2001:DB8:0:0::1") == "2001:db8::1"
+    try:
+        v6 = socket.socket(socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 in this kernel")
+    with v6:
+        v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        v6.bind(("::ffff:127.0.0.1", 0))
+        v6.listen()
+        v6_port = v6.getsockname()[1]
+        with socket.create_connection((LO, v6_port)) as client, v6.accept()[0] as accepted:
+            with TcpSocketLister() as lister:
+                by_inode = {s.inode: s for s in lister()}
+            assert four(by_inode[os.fstat(v6.fileno()).st_ino]) == (LO, v6_port, "::", 0)
+            assert four(by_inode[os.fstat(accepted.fileno()).st_ino]) == (LO, v6_port, LO, port(client))
+
+
+def test_guest_name_reads_qemu_name_option() -> None:
+    assert guest_name(["qemu", "-name", "guest=vm01,debug-threads=on"]) == "vm01"
+    assert guest_name(["qemu", "-name", "vm02,process=qemu:vm02"]) == "vm02"
+    assert guest_name(["qemu", "-name", "debug-threads=on,guest=a,,b"]) == "a,b"
+    assert guest_name(["qemu", "-machine", "guest=vm01"]) is None
+    assert guest_name(["qemu", "-name"]) is None
+
+
+def test_flow_key_ignores_orientation_and_address_spelling() -> None:
+    assert flow_key("::ffff:127.0.0.1", 40000, LO, 49152) == flow_key(LO, 49152, LO, 40000)
+    assert flow_key(LO, 40000, LO, 49152) != flow_key(LO, 40001, LO, 49152)
+
+
+def test_find_qemu_pid_by_pid_file_then_by_scan(spawn: Spawn, tmp_path: Path) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    assert find_qemu_pid("fakevm", [tmp_path / "absent", tmp_path]) == qemu.pid
+    assert find_qemu_pid("fakevm", []) == qemu.pid
+    pid_file(tmp_path, "fakevm", os.getpid())  # stale: names a process that is not that QEMU
+    assert find_qemu_pid("fakevm", [tmp_path]) == qemu.pid
+    assert find_qemu_pid("othervm", [tmp_path]) is None
+    # The same -name on a program that is not QEMU does not count.
+    spawn("python3", ["-name", "guest=notqemu"]).ask("comm notqemu")
+    assert find_qemu_pid("notqemu", []) is None
+
+
+def test_socket_inodes_are_exactly_the_child_connection(spawn: Spawn, server: socket.socket) -> None:
+    qemu = fake_qemu(spawn)
+    child_port = int(qemu.ask(f"connect {port(server)}"))
+    accepted, _ = server.accept()
+    with accepted:
+        inodes = socket_inodes(qemu.pid)
+        owned = {four(s) for s in tcp_sockets() if s.inode in inodes}
+        assert owned == {(LO, child_port, LO, port(server))}
+        process = owner_of_inode(next(iter(inodes)))
+        assert process is not None and (process.pid, process.owner) == (qemu.pid, "qemu (fakevm)")
+    qemu.end()
+    assert socket_inodes(qemu.pid) == frozenset()
+
+
+def test_find_libvirtd_pids_finds_a_daemon_by_name(spawn: Spawn) -> None:
+    daemon = spawn("some-helper", [])
+    assert daemon.pid not in find_libvirtd_pids()
+    assert daemon.ask("comm virtqemud") == "ok"
+    assert daemon.pid in find_libvirtd_pids()
+
+
+def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> None:
+    # A /proc tree on disk: pid 100 is the guest's QEMU on the other node (another netns),
+    # 200 the one beside us; 300 and 400 are libvirt daemons in ours and in the other.
+    proc = tmp_path / "proc"
+    qemu_cmdline = b"/usr/bin/qemu-system-x86_64\0-name\0guest=vm01,debug-threads=on\0"
+    for pid, comm, netns, cmdline in (
+        ("self", "pytest", "net:[1]", b"pytest\0"),
+        ("100", "qemu-system-x86", "net:[2]", qemu_cmdline),
+        ("200", "qemu-system-x86", "net:[1]", qemu_cmdline),
+        ("300", "virtqemud", "net:[1]", b"/usr/sbin/virtqemud\0"),
+        ("400", "libvirtd", "net:[2]", b"/usr/sbin/libvirtd\0"),
+    ):
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "fd").mkdir()
+        (proc / pid / "comm").write_text(comm + "\n")
+        (proc / pid / "cmdline").write_bytes(cmdline)
+        (proc / pid / "ns" / "net").symlink_to(netns)
+    (proc / "200" / "fd" / "3").symlink_to("socket:[555]")
+    (proc / "200" / "fd" / "4").symlink_to("/dev/null")
+    pid_file(tmp_path, "vm01", 100)
+    assert find_qemu_pid("vm01", [tmp_path], proc) == 200
+    assert find_libvirtd_pids(proc) == (300,)
+    assert socket_inodes(200, proc) == frozenset({555})
+    process = ProcessIndex(proc).process(555)
+    assert process is not None and (process.pid, process.owner) == (200, "qemu (vm01)")
+    assert owner_of_inode(556, proc) is None
+
+
+def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu = fake_qemu(spawn)
+    iperf = spawn("some-server", [])
+    assert iperf.ask("comm fakeiperf") == "ok"
+    iperf_port = int(iperf.ask("listen"))
+    qemu_listen_port = int(qemu.ask("listen"))  # like the destination's incoming listener
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    first = int(qemu.ask(f"connect {port(server)}"))
+    held = [server.accept()[0]]
+    ranges = [(port(server), port(server)), (iperf_port, iperf_port), (qemu_listen_port, qemu_listen_port)]
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges)
+    sampler.start()
+    try:
+        time.sleep(0.1)
+        # Opened after sampling started and closed before stop(): only the thread can see it.
+        second = int(qemu.ask(f"connect {port(server)}"))
+        held.append(server.accept()[0])
+        time.sleep(0.3)
+        assert qemu.ask(f"close {second}") == "closed"
+        time.sleep(0.1)
+    finally:
+        ownership = sampler.stop()
+        for conn in held:
+            conn.close()
+    assert ownership.problem is None
+    assert (ownership.owner_pid, ownership.owner) == (qemu.pid, "qemu (fakevm)")
+    assert ownership.samples >= 5
+    assert {(f.local, f.local_port, f.remote, f.remote_port) for f in ownership.flows} == {
+        (LO, first, LO, port(server)),
+        (LO, second, LO, port(server)),
+    }
+    assert {(f.pid, f.owner, f.role) for f in ownership.flows} == {(qemu.pid, "qemu (fakevm)", "migration")}
+    assert ownership.owns(LO, port(server), LO, second)
+    assert not ownership.owns(LO, port(server), LO, iperf_port)
+    # Our own listener and the "iperf3" one are foreign; the peer ends of QEMU's connections
+    # and QEMU's own listener are not.
+    assert {(f.local, f.local_port, f.remote, f.remote_port, f.pid) for f in ownership.foreign} == {
+        (LO, port(server), "0.0.0.0", 0, os.getpid()),
+        (LO, iperf_port, "0.0.0.0", 0, iperf.pid),
+    }
+    iperf_flow = next(f for f in ownership.foreign if f.pid == iperf.pid)
+    assert (iperf_flow.owner, iperf_flow.role, iperf_flow.state) == ("fakeiperf", "foreign", "LISTEN")
+
+
+def test_sampler_follows_a_new_qemu_pid(spawn: Spawn, server: socket.socket, tmp_path: Path) -> None:
+    old = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", old.pid)
+    old_port = int(old.ask(f"connect {port(server)}"))
+    held = [server.accept()[0]]
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=[(port(server), port(server))])
+    sampler.start()
+    try:
+        time.sleep(0.1)
+        old.end()
+        new = fake_qemu(spawn)
+        pid_file(tmp_path, "fakevm", new.pid)
+        new_port = int(new.ask(f"connect {port(server)}"))
+        held.append(server.accept()[0])
+        time.sleep(0.2)
+    finally:
+        ownership = sampler.stop()
+        for conn in held:
+            conn.close()
+    assert ownership.owner_pid == new.pid
+    assert {(f.local_port, f.pid) for f in ownership.flows} == {(old_port, old.pid), (new_port, new.pid)}
+
+
+def test_sampler_without_a_qemu_reports_a_problem(server: socket.socket, tmp_path: Path) -> None:
+    sampler = OwnershipSampler("no-such-vm", [tmp_path], interval=0.01, ports=[(port(server), port(server))])
+    sampler.start()
+    time.sleep(0.05)
+    ownership = sampler.stop()
+    assert ownership.problem is not None
+    assert "no QEMU process for no-such-vm" in ownership.problem
+    assert str(tmp_path / "qemu" / "no-such-vm.pid") in ownership.problem
+    assert (ownership.flows, ownership.owner_pid) == ((), None)
+    assert ownership.samples >= 2
+    # Foreign sockets are still described: the caller shows them next to its port-range count.
+    assert [(f.local_port, f.pid) for f in ownership.foreign] == [(port(server), os.getpid())]
+
+
+def test_sampler_turns_a_failing_socket_lister_into_a_problem(spawn: Spawn, tmp_path: Path) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+
+    def refused(ports: object) -> tuple[TcpSocket, ...]:
+        raise PermissionError(1, "sock_diag refused")
+
+    ownership = OwnershipSampler("fakevm", [tmp_path], list_sockets=refused).stop()
+    assert ownership.problem is not None and "sock_diag refused" in ownership.problem
+    assert (ownership.samples, ownership.flows) == (1, ())
+
+
+def test_sampler_without_ports_keeps_all_qemu_connections(spawn: Spawn, server: socket.socket, tmp_path: Path) -> None:
+    qemu = fake_qemu(spawn)
+    child_port = int(qemu.ask(f"connect {port(server)}"))
+    with server.accept()[0]:
+        ownership = OwnershipSampler("fakevm", [tmp_path]).stop()  # no pid file: found by scan
+    assert [(f.local_port, f.remote_port) for f in ownership.flows] == [(child_port, port(server))]
+    assert ownership.foreign == ()
