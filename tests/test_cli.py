@@ -20,7 +20,7 @@ def run(*argv: str) -> tuple[int, str, str]:
     ("argv", "needle"),
     [
         (["vm01", "node2", "--ports", "49152-abc"], "--ports"),
-        (["vm01", "node2", "--ports", "70000"], "outside 1-65535"),
+        (["vm01", "node2", "--ports", "70000"], "outside 0-65535"),
         (["vm01", "node2", "--ports", "50000-40000"], "reversed"),
         (["vm01", "node2", "--expect-net", "198.18.0.0/33"], "--expect-net"),
         (["vm01", "node2", "--migrate-uri", "http://node2-san"], "not a QEMU migration URI"),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from conftest import VP, guest_home, in_node, lab_up, virsh
 
-from verifier.capture import pcap
+from verifier.capture import readers
 from verifier.lab import control, guest
 
 pytestmark = pytest.mark.lab
@@ -152,7 +152,7 @@ def test_full_captures_dir_costs_the_pcaps_not_the_verdict(lab: None, tmp_path: 
         if proc.returncode == 0:
             assert json.loads((run / "run.json").read_text())["verdict"] == "pass"
         for file in run.glob("*.pcap"):
-            _linktype, frames = pcap.read(file)
+            _linktype, frames = readers.read_pcap(file)
             sum(1 for _ in frames)  # still a valid capture file
     finally:
         subprocess.run(["umount", str(captures)], check=True)
@@ -262,7 +262,7 @@ def test_captures_are_headers_only_private_and_the_lan_stream_is_flagged(lab: No
     for file in run.rglob("*"):
         assert oct(file.stat().st_mode & 0o777) == ("0o700" if file.is_dir() else "0o600"), file
     for file in run.glob("*.pcap"):
-        _linktype, frames = pcap.read(file)
+        _linktype, frames = readers.read_pcap(file)
         assert max(len(data) for _ts, data, _orig in frames) <= 128
     assert any(f["code"] == "cleartext-on-shared-link" for f in report["findings"])
 
@@ -273,7 +273,7 @@ def test_keep_payload_warns_and_keeps_whole_frames(lab: None, tmp_path: Path) ->
     assert proc.returncode == 0, proc.stderr
     assert "WARNING" in proc.stderr and "guest's memory" in proc.stderr
     report = json.loads(proc.stdout)
-    _linktype, frames = pcap.read(Path(report["run_dir"]) / "san0.pcap")
+    _linktype, frames = readers.read_pcap(Path(report["run_dir"]) / "san0.pcap")
     assert max(len(data) for _ts, data, _orig in frames) > 1500
 
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from verifier.capture import pcap
+from verifier.capture import readers
+from verifier.capture.records import PcapError
 from verifier.cli import main
 from verifier.errors import UsageError
 from verifier.expect import parse_networks
@@ -93,10 +94,10 @@ def test_pcap_reader_gives_records_or_a_located_error(
     path = Path(tmp_path_factory.mktemp("fuzz")) / "f.pcap"
     path.write_bytes((HEADER if with_header else b"") + blob)
     try:
-        _linktype, frames = pcap.read(path)
+        _linktype, frames = readers.read_pcap(path)
         for ts, data, orig in frames:
             assert isinstance(ts, float) and len(data) <= 262144 and orig >= 0
-    except pcap.PcapError as exc:
+    except PcapError as exc:
         assert str(path) in exc.message and "offset" in exc.message
 
 

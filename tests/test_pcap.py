@@ -1,4 +1,4 @@
-"""pcap.PcapWriter and pcap.read: round trip, file mode, errors, and tshark as an independent reader."""
+"""pcap.PcapWriter and readers.read_pcap: round trip, file mode, errors, and tshark as an independent reader."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from verifier.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL
-from verifier.capture.pcap import PcapError, PcapWriter, read
+from verifier.capture.pcap import PcapWriter
+from verifier.capture.readers import read_pcap as read
+from verifier.capture.records import PcapError
 
 SNAPLEN = 128
 T0 = 1_700_000_000.0

@@ -2,11 +2,14 @@
 
 tshark is the independent reader: for every file, the frames it reads (count and sum of frame.len)
 must be the records read_any yields; for a broken file, the records before the PcapError must be
-the frames tshark printed before giving up.
+the frames tshark printed before giving up. A file cut short raises CutShort, or, read with a
+FileInfo, just ends there (FileInfo.cut_short), which is how count_files counts it and warns.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import os
 import random
 import selectors
@@ -26,10 +29,12 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import CookedLinux, Ether
 from scapy.packet import Raw
 
-from verifier.analyze import count_files
+from verifier.analyze import count_files, interface_for, validate_options
 from verifier.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, decode
-from verifier.capture.pcap import PcapError, PcapWriter
-from verifier.capture.readers import MAX_RECORD, Record, read_any
+from verifier.capture.pcap import PcapWriter
+from verifier.capture.readers import MAX_RECORD, CutShort, FileInfo, Record, read_any
+from verifier.capture.records import PcapError
+from verifier.errors import UsageError
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("tshark", "editcap", "mergecap")), reason="wireshark tools not installed"
@@ -536,6 +541,7 @@ def test_truncated_classic_pcap(tmp_path: Path, where: str, words: tuple[str, ..
     assert rc != 0
     assert [int(r[0]) for r in rows] == [r.orig_len for r in got]
     assert len(got) == (4 if offset else 0)
+    assert_tolerated(path, got, err)
 
 
 @pytest.mark.parametrize(
@@ -560,6 +566,19 @@ def test_truncated_pcapng(tmp_path: Path, where: str, block_index: int, extra: i
     rows, rc = tshark(path, "frame.len")
     assert rc != 0
     assert [int(r[0]) for r in rows] == [r.orig_len for r in got]
+    assert_tolerated(path, got, err)
+
+
+def assert_tolerated(path: Path, got: list[Record], err: PcapError) -> None:
+    """A cut after the file header: the complete records, then the end, with FileInfo saying where."""
+    if not isinstance(err, CutShort):
+        assert "offset 0" in err.message  # only a cut in the file header refuses the file
+        with pytest.raises(PcapError):
+            list(read_any(path, FileInfo()))
+        return
+    info = FileInfo()
+    assert list(read_any(path, info)) == got
+    assert info.cut_short is not None and info.cut_short.message == err.message and info.records == len(got)
 
 
 def test_every_truncation_fails_unless_on_a_block_boundary(tmp_path: Path) -> None:
@@ -686,3 +705,214 @@ def test_random_corruption_raises_only_pcap_error(tmp_path: Path) -> None:
                 assert n <= len(b) // 16  # a record takes at least 16 bytes, whatever the corruption
                 outcomes["ok"] += 1
     assert outcomes["ok"] and outcomes["error"]  # both kinds of corruption were exercised
+
+
+# Versions, compression, interface names ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("major", "minor"), [(1, 4), (3, 0), (0, 0)])
+def test_unsupported_pcap_version_is_refused_at_once(tmp_path: Path, major: int, minor: int) -> None:
+    content = bytearray(_classic_bytes()[0])
+    struct.pack_into("<HH", content, 4, major, minor)
+    path = tmp_path / "v.pcap"
+    path.write_bytes(bytes(content))
+    with pytest.raises(PcapError) as err:
+        read_any(path)  # before any iteration
+    assert_error(err.value, path, 4, f"unsupported pcap version {major}.{minor}")
+    # libpcap (tcpdump) refuses every major version but 2; wiretap refuses 1 but tries to read 3.
+    if major == 1:
+        assert tshark(path, "frame.len")[1] != 0
+
+
+@pytest.mark.parametrize(
+    ("magic", "word"),
+    [
+        (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
+        (b"\xfd7zXZ\x00", "xz-compressed"),
+        (b"BZh9", "bzip2-compressed"),
+        (struct.pack("<I", 0xA1B2CD34), "modified (Kuznetzov) pcap"),
+    ],
+)
+def test_other_formats_are_named(tmp_path: Path, magic: bytes, word: str) -> None:
+    path = tmp_path / "x.cap"
+    path.write_bytes(magic + bytes(60))
+    with pytest.raises(PcapError) as err:
+        read_any(path)
+    assert_error(err.value, path, 0, word)
+
+
+def test_gzip_is_read_like_the_plain_file(tmp_path: Path) -> None:
+    content, expected, _ = kitchen_sink()
+    for name, data in {"sink.pcapng": content, "eth.pcap": _classic_bytes()[0]}.items():
+        plain, gz = tmp_path / name, tmp_path / (name + ".gz")
+        plain.write_bytes(data)
+        gz.write_bytes(gzip.compress(data))
+        assert list(read_any(gz)) == list(read_any(plain))
+        assert_tshark_agrees(gz, list(read_any(gz)))
+    # Cut inside the compressed stream: the complete records, then CutShort (or the end, with FileInfo).
+    gz = tmp_path / "cut.pcapng.gz"
+    gz.write_bytes(gzip.compress(content)[: len(gzip.compress(content)) - 40])
+    info = FileInfo()
+    got = list(read_any(gz, info))
+    assert info.cut_short is not None and "offset" in info.cut_short.message
+    assert [r.orig_len for r in got] == [e[1] for e in expected[: len(got)]]
+    with pytest.raises(CutShort):
+        list(read_any(gz))
+    empty = tmp_path / "empty.pcap.gz"
+    empty.write_bytes(gzip.compress(b""))
+    with pytest.raises(PcapError) as err:
+        read_any(empty)
+    assert_error(err.value, empty, 0, "empty file (gzip-compressed)")
+
+
+def named_capture(*sections: list[tuple[str | None, int, list[tuple[float, bytes]]]]) -> bytes:
+    """pcapng: per section, interfaces (if_name or None, link type, (ts, frame) list); frames interleaved by time."""
+    out = b""
+    for section in sections:
+        out += shb()
+        for name, linktype, _frames in section:
+            opts = opt(2, name.encode()) + opt(0, b"") if name else b""
+            out += block(1, struct.pack("<HHI", linktype, 0, 0) + opts)
+        packets = sorted((ts, i, data) for i, (_n, _l, frames) in enumerate(section) for ts, data in frames)
+        out += b"".join(epb(i, round(ts * 1_000_000), data) for ts, i, data in packets)
+    return out
+
+
+def test_interface_names_and_indexes_span_sections(tmp_path: Path) -> None:
+    eth = eth_frames()
+    path = tmp_path / "named.pcapng"
+    path.write_bytes(named_capture([("san0", 1, eth[:3]), ("br0", 1, eth[3:])], [(None, 1, eth)]))
+    info = FileInfo()
+    records = list(read_any(path, info))
+    assert [(i.name, i.section) for i in info.interfaces] == [("san0", 0), ("br0", 0), (None, 1)]
+    assert [r.interface for r in records] == [0, 0, 0, 1, 1, 1, 1] + [2] * len(eth)
+    rows, rc = tshark(path, "frame.interface_name")
+    assert rc == 0
+    # wiretap 4.0 agrees for the first section; in later ones it takes interface id N for the first
+    # section's N (here "san0"), although the format numbers interfaces afresh in every section.
+    assert [row[0] for row in rows[:7]] == [info.interfaces[r.interface].name for r in records[:7]]
+    assert {row[0] for row in rows[7:]} == {"san0"}
+
+
+# count_files over several interfaces of one file, and frames seen twice ---------------------------
+
+PORTS_ALL = ((0, 65535),)
+
+
+def test_one_pcapng_of_two_interfaces_counts_each(tmp_path: Path) -> None:
+    """`dumpcap -i san0 -i br0`: a bridge and its port in one file count like two files."""
+    eth = eth_frames()
+    both = tmp_path / "both.pcapng"
+    both.write_bytes(named_capture([("san0", 1, eth), ("br0", 1, [(ts + 1e-5, d) for ts, d in eth]), ("idle", 1, [])]))
+    res = count_files([(both, "ignored")], PORTS_ALL)
+    assert [i.name for i in res.interfaces] == ["br0", "idle", "san0"]  # idle carried nothing: zeros
+    rows, rc = tshark(both, "frame.interface_name", "frame.len")
+    assert rc == 0
+    for name in ("san0", "br0"):
+        iface = res.get(name)
+        assert iface is not None and iface.pcap == str(both)
+        assert iface.bytes_tx + iface.bytes_rx == sum(int(r[1]) for r in rows if r[0] == name)
+        assert iface.packets == sum(r[0] == name for r in rows)
+    (conn,) = res.connections
+    assert conn.interfaces == ("br0", "san0") and conn.packets == len(eth)  # counted once
+    # The same frames as two files give the same counts.
+    files = []
+    for name, shift in (("san0", 0.0), ("br0", 1e-5)):
+        files.append((tmp_path / f"{name}.pcap", name))
+        write_classic(files[-1][0], [(ts + shift, d) for ts, d in eth])
+    apart = count_files(files, PORTS_ALL)
+    for name in ("san0", "br0"):
+        a, b = res.get(name), apart.get(name)
+        assert a is not None and b is not None
+        assert (a.bytes_tx, a.bytes_rx, a.packets, a.payload) == (b.bytes_tx, b.bytes_rx, b.packets, b.payload)
+
+
+def test_a_single_named_interface_takes_the_files_name(tmp_path: Path) -> None:
+    path = tmp_path / "capture.pcapng"
+    path.write_bytes(named_capture([("eth7", 1, eth_frames())], [("eth7", 1, [])]))
+    assert [i.name for i in count_files([(path, "san0")], PORTS_ALL).interfaces] == ["san0"]
+
+
+def test_identical_frames_at_the_same_time_on_one_interface_count_once(tmp_path: Path) -> None:
+    eth = eth_frames()
+    one = tmp_path / "one.pcapng"
+    one.write_bytes(named_capture([("san0", 1, eth)]))
+    once = count_files([(one, "san0")], PORTS_ALL).get("san0")
+    assert once is not None and once.packets == len(eth)
+    # Concatenated copies (cat a b): two sections, one interface name, each frame twice.
+    twice = tmp_path / "twice.pcapng"
+    twice.write_bytes(one.read_bytes() * 2)
+    assert count_files([(twice, "x")], PORTS_ALL).get("x") == dataclasses.replace(once, name="x", pcap=str(twice))
+    # Two interfaces of one file with the same name, the same frames: once.
+    dup = tmp_path / "dup.pcapng"
+    dup.write_bytes(named_capture([("san0", 1, eth), ("san0", 1, eth)]))
+    assert count_files([(dup, "x")], PORTS_ALL).get("x") == dataclasses.replace(once, name="x", pcap=str(dup))
+    # The same bytes a little later are another frame (a retransmission): counted.
+    later = tmp_path / "later.pcap"
+    write_classic(later, [(ts + 0.5, d) for ts, d in eth])
+    res = count_files([(one, "san0"), (later, "san0")], PORTS_ALL).get("san0")
+    assert res is not None and res.packets == 2 * len(eth)
+
+
+def test_link_types_not_decoded(tmp_path: Path) -> None:
+    eth = eth_frames()
+    wifi = tmp_path / "wifi.pcap"
+    write_classic(wifi, eth, 105)
+    with pytest.raises(PcapError) as err:
+        count_files([(wifi, "wlan0")], PORTS_ALL)
+    assert "link type 105 (IEEE 802.11) is not decoded" in err.value.message and str(wifi) in err.value.message
+    empty = tmp_path / "null.pcap"
+    write_classic(empty, [], 0)
+    with pytest.raises(PcapError) as err:
+        count_files([(empty, "lo0")], PORTS_ALL)
+    assert "link type 0 (BSD loopback) is not decoded" in err.value.message
+    # Mixed: the Ethernet interface counts, the loopback one is reported.
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(named_capture([("eth0", 1, eth), ("lo0", 0, [(T0, b"\x02\0\0\0" + tcp_frame(CLIENT, SERVER))])]))
+    res = count_files([(mixed, "x")], PORTS_ALL)
+    assert [i.name for i in res.interfaces] == ["eth0"]
+    (problem,) = res.problems
+    assert "1 frame(s) of link type 0 (BSD loopback)" in problem and "lo0" in problem
+
+
+@pytest.mark.parametrize("linktype", [LINKTYPE_RAW, 12, 14, 228])
+def test_raw_ipv4_link_types(tmp_path: Path, linktype: int) -> None:
+    frames = [(T0 + i, tcp_frame(CLIENT, SERVER, 100 * i)) for i in range(4)]
+    path = tmp_path / "raw.pcap"
+    write_classic(path, frames, linktype)
+    iface = count_files([(path, "raw")], PORTS_ALL).get("raw")
+    assert iface is not None and iface.packets == 4 and iface.bytes_tx == sum(len(d) for _, d in frames)
+    assert iface.payload_tx == 600
+
+
+def test_raw_ipv6_with_extension_headers(tmp_path: Path) -> None:
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+
+    pkt = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
+    frames = [(T0 + i, bytes(pkt / TCP(sport=40000, dport=49152) / Raw(b"x" * 50))) for i in range(3)]
+    path = tmp_path / "raw6.pcap"
+    write_classic(path, frames, 229)
+    iface = count_files([(path, "raw6")], PORTS_ALL).get("raw6")
+    assert iface is not None and iface.packets == 3 and iface.payload_tx == 150
+
+
+def test_tcp_options_cut_by_the_snap_length_are_not_counted() -> None:
+    full = bytes(Ether(src=MAC_A, dst=MAC_B) / IP() / TCP(options=[("MSS", 1460), ("SAckOK", b""), ("NOP", None)] * 3))
+    header_end = 14 + 20 + (full[14 + 20 + 12] >> 4) * 4
+    assert decode(full[:header_end], len(full)) is not None
+    assert decode(full[: header_end - 1], len(full)) is None  # tshark gives up on it too
+
+
+def test_validate_options(tmp_path: Path) -> None:
+    pcaps = [tmp_path / "san0.pcap", Path("rel/br0.pcap")]
+    validate_options(pcaps, {"san0.pcap": "bond0", str(tmp_path / "san0.pcap"): "x", "rel/br0.pcap": "br0"}, [])
+    validate_options(pcaps, {}, ["198.51.100.1", "198.51.100.1/24", "fe80::1%eth0", "2001:DB8::1"])
+    for iface_map, local, words in (
+        ({"other.pcap": "eth0"}, [], "--iface-map other.pcap=eth0 names a file that is not among"),
+        ({}, ["notanip"], "--local 'notanip' is not an IP address"),
+        ({}, ["198.51.100.1", "10.0.0.300"], "--local '10.0.0.300'"),
+    ):
+        with pytest.raises(UsageError) as err:
+            validate_options(pcaps, iface_map, local)
+        assert words in err.value.message and err.value.hint and "\n" not in err.value.one_line()
+    assert interface_for(Path("/x/san0.pcap.gz"), {}) == "san0"

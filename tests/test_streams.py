@@ -1,7 +1,7 @@
 """streams.classify, directly and through counting.Counter on scapy-built conversations in a pcap.
 
 Each conversation is a full TCP exchange (handshake, payload both ways, FIN) written with PcapWriter
-at snaplen 128 and read back with pcap.read, so the first bytes the classifier sees are the ones a
+at snaplen 128 and read back with readers.read_pcap, so the first bytes the classifier sees are the ones a
 real headers-only capture keeps. Expected kinds and byte totals come from what was generated.
 """
 
@@ -14,7 +14,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from verifier.capture import pcap
+from verifier.capture import pcap, readers
 from verifier.capture.counting import Counter
 from verifier.capture.frames import LINKTYPE_ETHERNET
 from verifier.capture.streams import classify
@@ -91,7 +91,7 @@ def counted(frames: list[tuple[bytes, bool]], tmp_path_factory: pytest.TempPathF
     for i, (data, _out) in enumerate(frames):
         writer.write(T0 + i / 1000, data, len(data))
     writer.close()
-    linktype, records = pcap.read(Path(path))
+    linktype, records = readers.read_pcap(Path(path))
     assert linktype == LINKTYPE_ETHERNET
     counter = Counter(PORTS, T0)
     for (ts, data, orig), (sent, from_client) in zip(records, frames, strict=True):

@@ -1,6 +1,7 @@
 """Offline analysis: count capture files (pcap or pcapng) exactly as a live run counts frames.
 
-Each file stands for one interface. All files feed one `Counter`, whose t0 is the earliest
+Each file stands for one interface, except a pcapng that names several (as `dumpcap -i san0 -i
+br0` writes): its frames count under the names it stores. All files feed one `Counter`, whose t0 is the earliest
 timestamp in any of them, so the per-second bins of different interfaces line up.
 
 A frame's direction (outgoing = this host sent it), in order of precedence:
@@ -13,33 +14,77 @@ A frame's direction (outgoing = this host sent it), in order of precedence:
 
 from __future__ import annotations
 
-import argparse
+import heapq
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 
+from verifier import prescribe
 from verifier.capture.counting import Counter, PortRanges
 from verifier.capture.frames import decode
-from verifier.capture.readers import Record, read_any
+from verifier.capture.readers import Record
+from verifier.capture.scan import SeenFrames, scan_file
 from verifier.errors import UsageError
-from verifier.model import CaptureResult, Expectation, Interface, MigrationResult, Prediction, Reason, Report, Topology
+from verifier.jobs import Finished
+from verifier.model import (
+    CaptureResult,
+    Expectation,
+    Interface,
+    MigrationResult,
+    MigrationStatus,
+    Plan,
+    Prediction,
+    Reason,
+    Topology,
+)
+
+
+def _names_file(key: str, path: Path) -> bool:
+    """Whether an --iface-map FILE key names PATH: the same path, the same file, or its file name."""
+    if key == str(path) or Path(key) == path:
+        return True
+    try:
+        if Path(key).resolve() == path.resolve():
+            return True
+    except (OSError, RuntimeError):
+        pass
+    return key == path.name
 
 
 def interface_for(path: Path, iface_map: dict[str, str]) -> str:
     """The interface PATH stands for: its FILE=IFACE entry (by path, then by file name), else its stem."""
+    # A full-path entry wins over a file-name entry, whatever the order of the map.
     for key, iface in iface_map.items():
-        if key == str(path) or Path(key) == path:
+        if key != path.name and _names_file(key, path):
             return iface
-    try:
-        resolved = path.resolve()
-        for key, iface in iface_map.items():
-            if Path(key).resolve() == resolved:
-                return iface
-    except (OSError, RuntimeError):
-        pass
     for key, iface in iface_map.items():
         if key == path.name:
             return iface
-    return path.stem  # "san0.pcap" -> "san0"
+    name = path.name.removesuffix(".gz") if path.name.endswith(".gz") else path.name
+    return Path(name).stem  # "san0.pcap" -> "san0", "san0.pcap.gz" -> "san0"
+
+
+def validate_options(pcaps: Sequence[Path], iface_map: dict[str, str], local: Sequence[str]) -> None:
+    """Refuse, before reading anything, a --local that is not an address and an --iface-map for a file not given."""
+    for value in local:
+        if not _is_address(value):
+            raise UsageError(
+                f"--local {value!r} is not an IP address", hint="give this host's address, e.g. --local 198.51.100.11"
+            )
+    for key, iface in iface_map.items():
+        if not any(_names_file(key, path) for path in pcaps):
+            raise UsageError(
+                f"--iface-map {key}={iface} names a file that is not among the PCAP arguments",
+                hint="use one of the files given, by path or by file name, e.g. --iface-map san0.pcap=san0",
+            )
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip().split("/", 1)[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _normalise(address: str) -> str:
@@ -52,25 +97,35 @@ def _normalise(address: str) -> str:
 
 
 def count_files(files: list[tuple[Path, str]], ports: PortRanges, local: set[str] | None = None) -> CaptureResult:
-    """Count the (file, interface) pairs through one Counter; raise PcapError for an unreadable file."""
-    t0: float | None = None
-    for path, _iface in files:  # first pass: the earliest time, so that every file's bins share t0
-        for rec in read_any(path):
-            if t0 is None or rec.ts < t0:
-                t0 = rec.ts
-    counter = Counter(ports, t0 if t0 is not None else 0.0)
+    """Count the (file, interface) pairs through one Counter; raise PcapError for an unreadable file.
+
+    A file stands for its interface, except a pcapng declaring interfaces of different names (as
+    `dumpcap -i san0 -i br0` writes): there each frame counts for the interface it was captured on.
+    A file cut short counts up to the cut, with a problem saying so (CaptureResult.problems).
+    """
+    scans = [scan_file(path, iface) for path, iface in files]
+    starts = [s.first_ts for s in scans if s.first_ts is not None]
+    t0 = min(starts) if starts else 0.0
+    counter = Counter(ports, t0)
     mine = {_normalise(a) for a in local} if local is not None else None
     pcaps: dict[str, str] = {}
+    for scan in scans:
+        for name in scan.names():
+            counter.ensure(name)  # an interface that carried nothing still shows, with zeros
+            pcaps.setdefault(name, str(scan.path))
     snaplen = 0
-    ended = t0 if t0 is not None else 0.0
-    for path, iface in files:
-        counter.ensure(iface)  # an interface that carried nothing still shows, with zeros
-        pcaps.setdefault(iface, str(path))
-        for rec in read_any(path):
-            counter.add(iface, _outgoing(counter, rec, mine), rec.ts, rec.data, rec.orig_len, rec.linktype)
-            snaplen = max(snaplen, len(rec.data))
-            ended = max(ended, rec.ts)
-    return counter.result(pcaps=pcaps, snaplen=snaplen, ended_at=ended)
+    ended = t0
+    seen = SeenFrames()
+    # All files at once, in time order, as a live run sees its interfaces: the same frame read from
+    # two files of one interface then arrives twice in a row and is counted once.
+    for name, rec in heapq.merge(*(s.counted_records() for s in scans), key=lambda item: item[1].ts):
+        if seen.again(name, rec):
+            continue
+        counter.add(name, _outgoing(counter, rec, mine), rec.ts, rec.data, rec.orig_len, rec.linktype)
+        snaplen = max(snaplen, len(rec.data))
+        ended = max(ended, rec.ts)
+    problems = tuple(p for s in scans for p in s.problems())
+    return counter.result(pcaps=pcaps, snaplen=snaplen, ended_at=ended, problems=problems)
 
 
 def _outgoing(counter: Counter, rec: Record, local: set[str] | None) -> bool:
@@ -108,30 +163,34 @@ def offline_topology(names: list[str], masters: dict[str, str]) -> Topology:
     )
 
 
-def run_offline(args: argparse.Namespace) -> Report:
-    """`verify-path analyze`: count the files, reconcile like a live run, store the result as a run."""
-    from verifier import pipeline, profiles, reconcile, runs
-    from verifier.cli import parse_ports
+def run_offline(
+    files: list[tuple[Path, str]],
+    ports: PortRanges,
+    expectation: Expectation,
+    captures_dir: Path,
+    local: set[str] | None = None,
+    masters: dict[str, str] | None = None,
+    vm: str = "",
+    dest: str = "",
+    data_processed: int | None = None,
+    chart: Path | None = None,
+) -> Finished:
+    """`verify-path analyze`: count the (file, interface) pairs, reconcile like a live run, store
+    the result as a run."""
+    from verifier import pipeline, reconcile, runs
 
-    iface_map = _pairs(args.iface_map, "--iface-map")
-    masters = _pairs(args.master, "--master")
-    files = [(path, interface_for(path, iface_map)) for path in args.pcaps]
-    ports = profiles.ports_for(args.profile, parse_ports(args.ports) if args.ports else ())
-    # An empty --local list means "not given": an empty set would make no frame outgoing.
-    captured = count_files(files, ports, set(args.local) or None)
-    topology = offline_topology([name for _path, name in files], masters)
+    captured = count_files(files, ports, local)
+    # A pcapng naming several interfaces yields counts under its own names, not the file's.
+    names = [i.name for i in captured.interfaces] or [name for _path, name in files]
+    topology = offline_topology(names, masters or {})
     migration = MigrationResult(
-        status="not-run",
+        status=MigrationStatus.NOT_RUN,
         migrate_uri=None,
-        data_processed=args.data_processed,
+        data_processed=data_processed,
         duration_s=captured.ended_at - captured.started_at,
     )
-    expectation = Expectation(interfaces=tuple(p for v in args.expect for p in v.split(",") if p))
     leg = reconcile.decide(
-        topology, captured, migration, None, expectation, require_coverage=args.data_processed is not None
-    )
-    opts = pipeline.JobOptions(
-        vm=args.vm or "analyze", dest=args.dest or "pcap", connect_uri="", dest_uri="", expectation=expectation
+        topology, captured, migration, None, expectation, require_coverage=data_processed is not None
     )
     prediction = Prediction(
         None,
@@ -139,10 +198,10 @@ def run_offline(args: argparse.Namespace) -> Report:
         None,
         reasons=(Reason("source", "offline analysis of " + ", ".join(f"{p} as {n}" for p, n in files)),),
     )
-    plan = pipeline.Plan(topology, [name for _p, name in files], None, prediction, ports)
-    run_dir = runs.create(args.captures_dir, opts.vm, opts.dest)
-    report = pipeline.assemble_report(
-        opts, plan, leg, None, run_dir, captured.started_at, mode="analyze", source="offline"
-    )
-    runs.store(report, run_dir)
-    return report
+    plan = Plan(topology, tuple(names), prediction, ports)
+    vm, dest = vm or "analyze", dest or "pcap"
+    run_dir = runs.create(captures_dir, vm, dest)
+    labels = reconcile.RunLabels(vm, "offline", dest, captured.started_at, str(run_dir), mode="analyze")
+    report = reconcile.assemble_report(labels, plan, expectation, leg, None)
+    # Files name no destination to route to: findings keep their words, path fixes stay empty.
+    return pipeline.finish(report, prescribe.Context(topology, "", offline=True), chart)

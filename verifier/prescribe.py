@@ -31,6 +31,7 @@ class Context:
     dest_uri: str | None = None
     prediction: Prediction | None = None
     hosts: Path = HOSTS
+    offline: bool = False  # `analyze`: the captures are input files, not ones this run writes
 
 
 def _suffix(dest: str, name: str) -> str | None:
@@ -124,7 +125,11 @@ FIXES: dict[str, Prescription] = {
     "bond-member-shared": lambda f, _c: bond_fix(f.policy),
     "migration-failed": _guest,
     "interrupted": _guest,
-    "capture-problem": _static("free space in --captures-dir or choose another"),
+    "capture-problem": lambda _f, c: (
+        "copy the file again, or let the capture finish before analysing it"
+        if c.offline
+        else "free space in --captures-dir or choose another"
+    ),
     "no-stream": _static(
         "watch more interfaces (--interfaces) or ports (--ports); a tunnelled migration rides "
         "the libvirtd connection (16509/16514/22)"

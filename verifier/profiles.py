@@ -50,7 +50,8 @@ def parse_ports(text: str) -> PortRanges:
             lo, hi = int(lo_s), int(hi_s) if sep else int(lo_s)
         except ValueError:
             raise UsageError(f"--ports {text!r} is malformed", hint="use e.g. 49152-49215,8002") from None
-        if not (1 <= lo <= hi <= 65535):
-            raise UsageError(f"--ports range {part!r} is outside 1-65535 or reversed", hint="use e.g. 49152-49215")
+        # Port 0 is allowed: a SYN to port 0 is a real frame, and 0-65535 must mean every port.
+        if not (0 <= lo <= hi <= 65535):
+            raise UsageError(f"--ports range {part!r} is outside 0-65535 or reversed", hint="use e.g. 49152-49215")
         ranges.append((lo, hi))
     return tuple(ranges)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from verifier.capture import pcap
+from verifier.capture import readers
 from verifier.lab import control, spec
 
 VENV_BIN = Path(sys.executable).parent
@@ -59,7 +59,7 @@ class Tcpdump:
         _, status, usage = os.wait4(self.proc.pid, 0)
         err = self.proc.stderr.read() if self.proc.stderr else ""
         dropped = re.search(r"(\d+) packets dropped by kernel", err)
-        _, frames = pcap.read(self.out)
+        _, frames = readers.read_pcap(self.out)
         total = sum(orig for _ts, _data, orig in frames)
         return {
             "bytes": total,

@@ -1,4 +1,4 @@
-"""Headers-only pcap files: a streaming writer (mode 0600) and a reader for classic pcap.
+"""Headers-only pcap files: a streaming writer (mode 0600). Reading is `readers`' job.
 
 The writer keeps nothing in memory; each frame is truncated to the snap length and its
 original length recorded, so tshark and our reader count the bytes that crossed the link.
@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from verifier.errors import UsageError
+from verifier.capture.records import MAGIC_US
 
-MAGIC_US = 0xA1B2C3D4
-MAGIC_NS = 0xA1B23C4D
 DEFAULT_SNAPLEN = 128  # enough for Ethernet+VLAN+IPv6+TCP options and the stream's first bytes
 FULL_SNAPLEN = 262144  # --keep-payload: whole frames, GSO super-packets included
 _HDR = struct.Struct("<IHHiIII")
@@ -67,17 +64,3 @@ class PcapWriter:
             os.truncate(self.path, _HDR.size)
         except OSError:
             pass
-
-
-class PcapError(UsageError):
-    """A file that is not a readable capture; the message names the file and the offset."""
-
-
-def read(path: Path) -> tuple[int, Iterator[tuple[float, bytes, int]]]:
-    """Open a classic pcap file (what PcapWriter writes); return (link type, iterator of (ts,
-    captured bytes, orig_len)). The header is checked at once; the records are read by
-    readers.read_classic, so every error names the file, the offset and a remedy."""
-    from verifier.capture import readers  # readers imports this module
-
-    linktype = readers.classic_linktype(path)
-    return linktype, ((r.ts, r.data, r.orig_len) for r in readers.read_classic(path))

@@ -82,6 +82,7 @@ def _analyze(args: argparse.Namespace, out: TextIO) -> int:
     from verifier import analyze, expect, profiles
 
     iface_map = analyze._pairs(args.iface_map, "--iface-map")
+    analyze.validate_options(args.pcaps, iface_map, args.local)
     files = [(path, analyze.interface_for(path, iface_map)) for path in args.pcaps]
     finished = analyze.run_offline(
         files,
