@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from verifier.bonds import Flow, layer2, layer23, layer34, member_for
+from verifier.bonds import (
+    BY_NAME,
+    GENERATIONS,
+    Flow,
+    generation_for,
+    layer2,
+    layer23,
+    layer34,
+    member_for,
+    select,
+    xmit_hash,
+)
 from verifier.model import Connection, Coverage, InterfaceReport, Leg, MigrationResult, Topology
-from verifier.pipeline import bond_findings
 from verifier.predict import bond_reason
+from verifier.reconcile import bond_findings
 from verifier.topology import parse
 
 DATA = Path(__file__).parent / "data"
@@ -309,3 +321,184 @@ def test_after_capture_the_report_names_each_flows_member_and_a_shared_member() 
 def test_after_capture_active_backup_names_the_active_member() -> None:
     findings = bond_findings(bond_topology(), _leg_over_bond((40000,), eno1=0, eno2=100), None)
     assert f"{LAN[0]}:40000 -> eno2" in findings[0].message
+
+
+# --- kernel generations ------------------------------------------------------------------------------
+# Each formula below is the bond_main.c of that generation (see verifier/bonds.py's docstring).
+# One flow, worked through every generation: MACs ..:01 -> ..:02, 10.0.0.1:50000 -> 10.0.0.2:49153.
+#   MACs:      0x01 ^ 0x02 = 0x03
+#   addresses: 0a000001 ^ 0a000002 = 00000003 -> big 0x00000003, little 0x03000000
+#   ports:     bytes c350 c001; 50000 ^ 49153 = 0xC350 ^ 0xC001 = 0x0351
+#              as one 32-bit word: big 0xC350C001, little 0x01C050C3
+#   EtherType: 0x0800; read as a native __be16 (3.17-5.14): big 0x0800, little 0x0008
+A = Flow("52:54:00:0b:00:01", "52:54:00:0c:00:02", "10.0.0.1", "10.0.0.2", 50000, 49153)
+
+GEN_CASES = [
+    # pre-3.7 and 3.7-3.12 (3.0.101 bond_xmit_hash_policy_*): ntohl/ntohs, so no byte-order effect.
+    #   layer2   = 0x01 ^ 0x02 = 3
+    #   layer2+3 = (ntohl(saddr ^ daddr) & 0xffff) ^ 3 = 0x0003 ^ 0x03 = 0
+    #   layer3+4 = (sport ^ dport) ^ (ntohl(saddr ^ daddr) & 0xffff) = 0x0351 ^ 0x0003 = 0x0352 = 850
+    ("pre-3.7", "layer2", 3, 3),
+    ("pre-3.7", "layer2+3", 0, 0),
+    ("pre-3.7", "layer3+4", 0x352, 0x352),
+    ("3.7-3.12", "layer3+4", 0x352, 0x352),
+    # 3.13-3.16 (bond_xmit_hash, bond_eth_hash = MACs only), no >> 1:
+    #   layer2   = 3
+    #   layer2+3 big:    3 ^ 0x00000003 = 0 -> fold 0
+    #            little: 3 ^ 0x03000000 = 0x03000003; ^>>16 (0x0300) -> 0x03000303;
+    #                    ^>>8 (0x00030003) -> 0x03030300
+    #   layer3+4 big:    0xC350C001 ^ 3 = 0xC350C002; ^>>16 (0xC350) -> 0xC3500352;
+    #                    ^>>8 (0x00C35003) -> 0xC3935351
+    #            little: 0x01C050C3 ^ 0x03000000 = 0x02C050C3; ^>>16 (0x02C0) -> 0x02C05203;
+    #                    ^>>8 (0x0002C052) -> 0x02C29251
+    ("3.13-3.16", "layer2", 3, 3),
+    ("3.13-3.16", "layer2+3", 0, 0x03030300),
+    ("3.13-3.16", "layer3+4", 0xC3935351, 0x02C29251),
+    # 3.17-4.13: bond_eth_hash ^ ep->h_proto (native).
+    #   layer2   big: 3 ^ 0x0800 = 0x0803; little: 3 ^ 0x0008 = 0x000B
+    #   layer2+3 big:    0x0803 ^ 3 = 0x0800; ^>>8 (0x08) -> 0x0808
+    #            little: 0x000B ^ 0x03000000 = 0x0300000B; ^>>16 (0x0300) -> 0x0300030B;
+    #                    ^>>8 (0x00030003) -> 0x03030308
+    #   layer3+4 as 3.13 (no EtherType in it)
+    ("3.17-4.13", "layer2", 0x0803, 0x000B),
+    ("3.17-4.13", "layer2+3", 0x0808, 0x03030308),
+    ("3.17-4.13", "layer3+4", 0xC3935351, 0x02C29251),
+    # 4.14-5.14: as 3.17, then `return hash >> 1` for every IP policy (not layer2).
+    #   layer2+3 0x0808 >> 1 = 0x0404; 0x03030308 >> 1 = 0x01818184
+    #   layer3+4 0xC3935351 >> 1 = 0x61C9A9A8; 0x02C29251 >> 1 = 0x01614928
+    ("4.14-5.14", "layer2", 0x0803, 0x000B),
+    ("4.14-5.14", "layer2+3", 0x0404, 0x01818184),
+    ("4.14-5.14", "layer3+4", 0x61C9A9A8, 0x01614928),
+    # 5.15-5.17: be16_to_cpu(h_proto) = 0x0800 on either host; still >> 1 for layer2+3.
+    #   layer2+3 little: 0x0803 ^ 0x03000000 = 0x03000803; ^>>16 -> 0x03000B03; ^>>8 -> 0x03030B08;
+    #                    >> 1 -> 0x01818584
+    ("5.15-5.17", "layer2", 0x0803, 0x0803),
+    ("5.15-5.17", "layer2+3", 0x0404, 0x01818584),
+    ("5.15-5.17", "layer3+4", 0x61C9A9A8, 0x01614928),
+    # 5.18+: the bit is dropped for layer3+4 only (the L23_CASES/L34_CASES above).
+    ("5.18+", "layer2", 0x0803, 0x0803),
+    ("5.18+", "layer2+3", 0x0808, 0x03030B08),
+    ("5.18+", "layer3+4", 0x61C9A9A8, 0x01614928),
+]
+
+
+@pytest.mark.parametrize(("gen", "policy", "big", "little"), GEN_CASES)
+def test_xmit_hash_by_generation(gen: str, policy: str, big: int, little: int) -> None:
+    assert xmit_hash(policy, A, gen, order="big") == big
+    assert xmit_hash(policy, A, BY_NAME[gen], order="little") == little
+    for order, h in (("big", big), ("little", little)):
+        sel = select(policy, 3, A, gen, order)
+        assert (sel.member_index, sel.hash, sel.generation.name) == (h % 3, h, gen)
+        assert member_for(policy, THREE, A, order, kernel=gen) == THREE[h % 3]
+
+
+def test_same_flow_changes_member_across_generations() -> None:
+    # layer3+4 of two members, big-endian host: 850 (3.0) even -> m0; 0xC3935351 (3.13) odd -> m1;
+    # 0x61C9A9A8 (4.14+) even -> m0. layer2+3: 0 -> m0 (3.0); 0x0808 (3.17) -> m0; 0x0404 -> m0.
+    picks = [member_for("layer3+4", TWO, A, "big", kernel=k) for k in ("3.0.101-63-default", "3.16.0-4-amd64", "5.4.0")]
+    assert picks == ["m0", "m1", "m0"]
+
+
+def test_ipv6_by_generation() -> None:
+    # 2001:db8::1:50000 -> 2001:db8:1::2:49153.
+    v6 = Flow(A.src_mac, A.dst_mac, "2001:db8::1", "2001:db8:1::2", 50000, 49153)
+    # 3.0-3.6 hash only ETH_P_IP: IPv6 falls back to the MACs, 0x01 ^ 0x02 = 3.
+    assert xmit_hash("layer3+4", v6, "pre-3.7") == xmit_hash("layer2+3", v6, "pre-3.7") == 3
+    # 3.7-3.12 use address words 1-3, raw: s1 ^ d1 = 00000000 ^ 00010000, s3 ^ d3 = 1 ^ 2 = 3.
+    #  layer2+3 big: v = 0x00010003; v ^= (v>>24 = 0) ^ (v>>16 = 0x1) ^ (v>>8 = 0x0100) -> 0x00010102;
+    #           ^ MACs 3 -> 0x00010101
+    #  layer3+4 big: v = ports 0x0351 ^ 0x00010003 = 0x00010352; ^ (0 ^ 0x1 ^ 0x0103) -> 0x00010250
+    #  little: words byte-reversed: 00 01 00 00 -> 0x00000100, 00 00 00 03 -> 0x03000000; v = 0x03000100
+    #  layer2+3: v ^ (0x03 ^ 0x0300 ^ 0x030001 = 0x030302) = 0x03030202; ^ 3 -> 0x03030201
+    #  layer3+4: 0x0351 ^ 0x03000100 = 0x03000251; ^ (0x03 ^ 0x0300 ^ 0x030002 = 0x030301) -> 0x03030150
+    assert xmit_hash("layer2+3", v6, "3.7-3.12", order="big") == 0x00010101
+    assert xmit_hash("layer3+4", v6, "3.7-3.12", order="big") == 0x00010250
+    assert xmit_hash("layer2+3", v6, "3.7-3.12", order="little") == 0x03030201
+    assert xmit_hash("layer3+4", v6, "3.7-3.12", order="little") == 0x03030150
+    # 3.17-4.13 layer2 on little-endian: 3 ^ 0x86DD read natively (0xDD86) = 0xDD85.
+    assert xmit_hash("layer2", v6, "3.17-4.13", order="little") == 0xDD85
+
+
+@pytest.mark.parametrize("gen", [g.name for g in GENERATIONS])
+def test_fragments_hash_with_ports_zero_and_udp_like_tcp(gen: str) -> None:
+    zero = Flow(A.src_mac, A.dst_mac, A.src, A.dst, 0, 0)
+    for order in ("big", "little"):
+        frag = xmit_hash("layer3+4", A, gen, fragment=True, order=order)
+        assert frag == xmit_hash("layer3+4", zero, gen, order=order)
+        udp = Flow(A.src_mac, A.dst_mac, A.src, A.dst, A.sport, A.dport, "udp")
+        assert xmit_hash("layer3+4", udp, gen, order=order) == xmit_hash("layer3+4", A, gen, order=order)
+        assert xmit_hash("layer3+4", A, gen, proto="udp", order=order) == xmit_hash("layer3+4", A, gen, order=order)
+
+
+def test_fragment_values_by_hand() -> None:
+    # Ports 0. 3.0: h = ntohl(saddr ^ daddr) & 0xffff = 3.
+    # 5.18+ big: 0 ^ 3 = 3; folds to 3; >> 1 = 1. little: 0x03000000; ^>>16 -> 0x03000300;
+    # ^>>8 (0x00030003) -> 0x03030303; >> 1 -> 0x01818181.
+    frag = Flow(A.src_mac, A.dst_mac, A.src, A.dst, A.sport, A.dport, fragment=True)
+    assert xmit_hash("layer3+4", frag, "pre-3.7") == 3
+    assert xmit_hash("layer3+4", frag, "5.18+", order="big") == 1
+    assert xmit_hash("layer3+4", frag, "5.18+", order="little") == 0x01818181
+    # The port-less layer2+3 ignores the fragment flag.
+    assert xmit_hash("layer2+3", frag, "5.18+", order="big") == 0x0808
+
+
+RELEASES = [
+    ("3.0.101-63-default", "pre-3.7"),  # SLES 11 SP4
+    ("2.6.32-754.el6.x86_64", "pre-3.7"),
+    ("3.6.0", "pre-3.7"),
+    ("3.7.2", "3.7-3.12"),
+    ("3.10.0-123.el7.x86_64", "3.7-3.12"),
+    ("3.10.0-1160.119.1.el7.x86_64", "4.14-5.14"),  # read in 3.10.0-1160.el7's bond_main.c
+    ("3.12.49-11-default", "3.7-3.12"),  # SLES 12
+    ("3.13.0-170-generic", "3.13-3.16"),
+    ("3.16.0-11-amd64", "3.13-3.16"),
+    ("3.17.0", "3.17-4.13"),
+    ("4.9.0-19-amd64", "3.17-4.13"),
+    ("4.12.14-122.37-default", "3.17-4.13"),  # SLES 12 SP5
+    ("4.14.0", "4.14-5.14"),
+    ("4.18.0-553.el8_10.x86_64", "4.14-5.14"),
+    ("5.14.21-150500.55.19-default", "4.14-5.14"),
+    ("5.15.0-91-generic", "5.15-5.17"),
+    ("5.15.37", "5.15-5.17"),
+    ("5.15.38", "5.18+"),  # 49aefd131739 in the 5.15.38 stable release
+    ("5.16.20", "5.15-5.17"),
+    ("5.17.5-300.fc36.x86_64", "5.15-5.17"),
+    ("5.17.6-300.fc36.x86_64", "5.18+"),
+    ("5.18", "5.18+"),
+    ("6.18.0-1-amd64", "5.18+"),
+    ("5.18+", "5.18+"),
+    ("pre-3.7", "pre-3.7"),
+]
+
+
+@pytest.mark.parametrize(("release", "want"), RELEASES)
+def test_generation_for_real_releases(release: str, want: str) -> None:
+    assert generation_for(release).name == want
+
+
+@pytest.mark.parametrize("bad", ["", "linux", "v5.4", "5"])
+def test_generation_for_rejects_non_releases(bad: str) -> None:
+    with pytest.raises(ValueError, match="not a kernel release"):
+        generation_for(bad)
+
+
+def test_member_for_defaults_to_the_running_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Uname:
+        release = "3.0.101-63-default"
+
+    monkeypatch.setattr(os, "uname", lambda: Uname())
+    # 3.0 layer3+4: 850 even -> m0 of two; 850 = 3*283 + 1 -> m1 of three.
+    assert member_for("layer3+4", TWO, A) == "m0"
+    assert member_for("layer3+4", THREE, A) == "m1"
+    assert select("layer3+4", 3, A).generation.name == "pre-3.7"
+
+
+def test_bad_hash_inputs() -> None:
+    with pytest.raises(ValueError, match="not predictable"):
+        xmit_hash("encap3+4", A, "5.18+")
+    with pytest.raises(ValueError, match="tcp or udp"):
+        xmit_hash("layer3+4", A, "5.18+", proto="sctp")
+    with pytest.raises(ValueError, match="address family"):
+        xmit_hash("layer3+4", Flow(A.src_mac, A.dst_mac, "10.0.0.1", "::1", 1, 2), "5.18+")
+    with pytest.raises(ValueError, match="at least one slave"):
+        select("layer2", 0, A, "5.18+")
