@@ -2,7 +2,8 @@
 
 A field whose metadata says `json=False` is working data between stages (a policy rule's parsed
 priority, a finding's structured facts): it never reaches the JSON, so records stay stable while
-the stages exchange richer values.
+the stages exchange richer values. A field whose metadata has `json_name` is written and read
+under that key: the name JSON wants may be a Python keyword (a diagnosis's `class`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,17 @@ from typing import Any
 INTERNAL: dict[str, Any] = {"json": False}  # field(metadata=INTERNAL): not serialised
 
 
+def json_key(f: dataclasses.Field[Any]) -> str:
+    """The key FIELD has in JSON: its own name unless its metadata renames it."""
+    return str(f.metadata.get("json_name", f.name))
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclasses to plain JSON types (tuples become lists, enums their values)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)}
+        return {
+            json_key(f): to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)
+        }
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):
@@ -36,9 +44,10 @@ def from_dict(cls: Any, data: Any) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
-        if f.name not in data or not f.metadata.get("json", True):
+        key = json_key(f)
+        if key not in data or not f.metadata.get("json", True):
             continue
-        kwargs[f.name] = _convert(hints[f.name], data[f.name])
+        kwargs[f.name] = _convert(hints[f.name], data[key])
     return cls(**kwargs)
 
 
