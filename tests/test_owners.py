@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from verifier.model.ownership import canonical_ip, flow_key
 from verifier.owners import (
     OwnershipSampler,
     ProcessIndex,
     find_libvirtd_pids,
     find_qemu_pid,
-    flow_key,
     guest_name,
     owner_of_inode,
     socket_inodes,
 )
-from verifier.sockdiag import TcpSocket, TcpSocketLister, canonical_ip, tcp_sockets
+from verifier.sockdiag import TcpSocket, TcpSocketLister, tcp_sockets
 
 LO = "127.0.0.1"
 # The child obeys one command per line on stdin and answers on stdout; EOF ends it.
@@ -48,6 +48,8 @@ for line in sys.stdin:
     elif cmd == "close":
         held.pop(int(arg)).close()
         print("closed", flush=True)
+    elif cmd == "ping":
+        print("pong", flush=True)
     elif cmd == "comm":
         with open("/proc/self/comm", "w") as f:
             f.write(arg)
@@ -97,6 +99,9 @@ def spawn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spawn]:
         if not program.exists():
             program.symlink_to(sys.executable)
         children.append(Child(program, extra))
+        # Wait until the child answers: only then is it certainly the program it poses as in
+        # /proc (a check straight after fork could race its exec under load).
+        assert children[-1].ask("ping") == "pong"
         return children[-1]
 
     yield start

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
-from verifier.model import CaptureResult, Expectation, JobProgress, Report, Topology
+from verifier.model import CaptureResult, Expectation, JobProgress, Ownership, Report, Topology
 from verifier.routing import RouteLookup
 from verifier.store import Stored
 
@@ -28,6 +28,16 @@ class Capture(Protocol):
 
 
 CaptureFactory = Callable[[list[str], PortRanges, Path | None], Capture]
+
+
+class OwnerSampler(Protocol):
+    """Samples, while a migration runs, which connections its processes own (owners.py)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> Ownership: ...
+
+
+OwnersFactory = Callable[[str, PortRanges], OwnerSampler]  # (vm, watched ports) -> sampler
 Log = Callable[[str], None]
 
 
@@ -67,6 +77,7 @@ class Backends:
     hypervisor: HypervisorFactory
     capture: CaptureFactory
     dest_config: DestConfigReader
+    owners: OwnersFactory | None = None  # None: no ownership, counting falls back (and says so)
     log: Log = _quiet
     progress: Callable[[JobProgress], None] = _no_progress
 

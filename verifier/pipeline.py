@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from verifier import discover, expect, predict, prescribe, profiles, reconcile, runs, signals
+from verifier.attribute import attribute
 from verifier.errors import UsageError
 from verifier.hypervisor import Hypervisor
 from verifier.jobs import Backends, Capture, Finished, JobOptions
@@ -93,7 +94,10 @@ def _leg(
     out_dir = run_dir if way == Direction.OUTBOUND else run_dir / way.value
     out_dir.mkdir(mode=0o700, exist_ok=True)
     capture = b.capture(list(plan.watch), plan.ports, out_dir)
+    owners = b.owners(opts.vm, plan.ports) if b.owners else None
     capture.start()
+    if owners:
+        owners.start()  # the incoming QEMU on a return leg, the sending one outbound: same name
     b.log(f"armed {len(plan.watch)} sniffer(s): {', '.join(plan.watch)}; migrating {opts.vm} ({way.value})")
     try:
         migration = hv.migrate(req, b.progress)
@@ -101,10 +105,13 @@ def _leg(
         # Stop whatever happens: the counts so far are evidence, and sockets must not linger.
         with signals.shielded("stopping the sniffers"):
             captured = capture.stop()
-    if way != Direction.OUTBOUND:
-        return reconcile.decide(plan.topology, captured, migration, None, Expectation(), way)
-    leg = reconcile.decide(plan.topology, captured, migration, plan.prediction, opts.expectation, way)
-    if not any((i := plan.topology.get(n)) and i.bond for n in leg.observed_path):
+            ownership = owners.stop() if owners else None
+    own = attribute(captured, ownership, opts.vm)
+    expectation = opts.expectation if way == Direction.OUTBOUND else Expectation()
+    prediction = plan.prediction if way == Direction.OUTBOUND else None
+    leg = reconcile.decide(plan.topology, own.capture, migration, prediction, expectation, way, totals=captured)
+    leg = replace(leg, foreign=own.foreign, attribution=own.attribution, findings=leg.findings + own.findings)
+    if way != Direction.OUTBOUND or not any((i := plan.topology.get(n)) and i.bond for n in leg.observed_path):
         return leg
     # Only a bond's layer2 hashes need the next hop's MAC: ask the kernel only then.
     next_hop = plan.prediction.gateway or plan.prediction.target_address

@@ -108,6 +108,20 @@ def _expected(facts: Facts, ctx: Context) -> str:
     return path_fix(ctx, facts.expected) if facts.expected and ctx.dest else ""
 
 
+def port_range_fix(facts: Facts, ctx: Context) -> str:
+    where = f"on {ctx.dest}" if ctx.dest else "on the destination"
+    if facts.free_range is None:
+        return f"{where}: give QEMU a migration port range of its own (migration_port_min/max in qemu.conf)"
+    lo, hi = facts.free_range
+    return (
+        f"{where}: migration_port_min = {lo} and migration_port_max = {hi} in /etc/libvirt/qemu.conf "
+        f"(free on this host; check the destination with `ss -ltn`), restart libvirtd (virtqemud), and open "
+        f"them: `firewall-cmd --permanent --add-port={lo}-{hi}/tcp` or "
+        f"`iptables -A INPUT -p tcp --dport {lo}:{hi} -j ACCEPT`; with Pacemaker, VirtualDomain's "
+        f"migrateport=PORT pins the port of its migrateuri"
+    )
+
+
 def _guest(facts: Facts, _ctx: Context) -> str:
     return f"the guest is on the {facts.location or 'unknown'} host"
 
@@ -123,6 +137,11 @@ FIXES: dict[str, Prescription] = {
         f'migrate over {f.interface}: --via {f.interface}, or migration_host = "{f.name}" on {c.dest}'
     ),
     "bond-member-shared": lambda f, _c: bond_fix(f.policy),
+    "port-range-shared": port_range_fix,
+    "attribution-fallback": _static(
+        "run as root on the source so that /proc/PID/fd of the domain's QEMU is readable "
+        "(libvirt's pid file: /run/libvirt/qemu/VM.pid)"
+    ),
     "migration-failed": _guest,
     "interrupted": _guest,
     "capture-problem": lambda _f, c: (

@@ -55,3 +55,16 @@ def parse_ports(text: str) -> PortRanges:
             raise UsageError(f"--ports range {part!r} is outside 0-65535 or reversed", hint="use e.g. 49152-49215")
         ranges.append((lo, hi))
     return tuple(ranges)
+
+
+def free_range(taken: set[int], size: int = 64, start: int = 49152) -> tuple[int, int] | None:
+    """The first block of SIZE ports from START (libvirt's default is 49152-49215, 64 ports) that
+    holds none of TAKEN: a migration_port_min/max no other program on this host uses."""
+    lo = start
+    while lo + size - 1 <= 65535:
+        block = range(lo, lo + size)
+        clash = [p for p in taken if p in block]
+        if not clash:
+            return lo, lo + size - 1
+        lo = max(clash) + 1
+    return None

@@ -8,8 +8,6 @@ the caller enters the node's namespace first (the lab's `exec` does that).
 from __future__ import annotations
 
 import errno
-import functools
-import ipaddress
 import socket
 import struct
 from collections.abc import Sequence
@@ -20,6 +18,8 @@ from typing import Any
 from pyroute2 import DiagSocket
 from pyroute2.netlink import NLM_F_MATCH, NLM_F_REQUEST, NLM_F_ROOT
 from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, inet_diag_req
+
+from verifier.model.ownership import canonical_ip
 
 # Kernel TCP states (include/net/tcp_states.h); idiag_state carries these numbers.
 TCP_STATES = {
@@ -60,16 +60,6 @@ class TcpSocket:
     state: str
     inode: int  # 0 for sockets no process holds any more (TIME_WAIT)
     uid: int
-
-
-@functools.lru_cache(maxsize=4096)  # a host has few distinct addresses, and this runs per socket
-def canonical_ip(text: str) -> str:
-    """One spelling per address: IPv4-mapped IPv6 becomes dotted IPv4, IPv6 is compressed."""
-    addr = ipaddress.ip_address(text.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        # A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d; a capture sees a.b.c.d.
-        return str(addr.ipv4_mapped)
-    return str(addr)
 
 
 def port_filter(ranges: Sequence[tuple[int, int]]) -> bytes:

@@ -7,7 +7,7 @@ number of interfaces, seconds and connections, not on the stream's size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from verifier.capture.frames import LINKTYPE_ETHERNET, TCP_ACK, TCP_SYN, decode
 from verifier.capture.streams import classify
@@ -46,8 +46,16 @@ class _Iface:
 
 
 @dataclass
+class _Flow(_Iface):
+    """One connection on one interface: its payload per way, and the same counts as an interface,
+    so that a verdict can be built from the migration's own connections alone."""
+
+    ways: list[int] = field(default_factory=lambda: [0, 0, 0])  # [to_server, to_client, packets]
+
+
+@dataclass
 class _Conn:
-    per_iface: dict[str, list[int]] = field(default_factory=dict)  # [to_server, to_client, packets]
+    per_iface: dict[str, _Flow] = field(default_factory=dict)
     # First payload bytes per direction (0: to the server, 1: to the client), and the interface
     # they were read from: a bridge and its port see the same bytes, read them from one only.
     first: list[bytes] = field(default_factory=lambda: [b"", b""])
@@ -64,7 +72,7 @@ class Counter:
         self.ifaces: dict[str, _Iface] = {}
         self.conns: dict[tuple[str, int, str, int], _Conn] = {}
         # (interface, IPv4 address+port bytes) -> what the slow path decided for that flow direction.
-        self._fast: dict[tuple[str, bytes], tuple[_Iface, list[int] | None, int, _Conn]] = {}
+        self._fast: dict[tuple[str, bytes], tuple[_Iface, _Flow | None, int, _Conn]] = {}
 
     def ensure(self, iface: str) -> None:
         self.ifaces.setdefault(iface, _Iface())
@@ -96,9 +104,11 @@ class Counter:
                     if payload < 0:
                         payload = 0
                     if not payload or len(f_conn.first[f_way]) >= FIRST_PAYLOAD_BYTES:
-                        f_per[f_way] += payload
-                        f_per[2] += 1
+                        ways = f_per.ways
+                        ways[f_way] += payload
+                        ways[2] += 1
                         self._count(f_stats, outgoing, ts, orig_len, payload)
+                        self._count(f_per, outgoing, ts, orig_len, payload)
                         return
         seg = decode(data, orig_len, linktype)
         if seg is None:
@@ -128,17 +138,18 @@ class Counter:
             return
         per = conn.per_iface.get(iface)
         if per is None:
-            per = conn.per_iface[iface] = [0, 0, 0]
+            per = conn.per_iface[iface] = _Flow()
         if fast_key:
             self._fast[fast_key] = (stats, per, way, conn)
-        per[way] += seg.payload_len
-        per[2] += 1
+        per.ways[way] += seg.payload_len
+        per.ways[2] += 1
         got = conn.first[way]
         if seg.payload_len and len(got) < FIRST_PAYLOAD_BYTES and conn.first_iface[way] in (None, iface):
             conn.first_iface[way] = iface
             take = min(seg.payload_len, FIRST_PAYLOAD_BYTES - len(got))  # never Ethernet padding
             conn.first[way] = got + bytes(data[seg.payload_offset : seg.payload_offset + take])
         self._count(stats, outgoing, ts, orig_len, seg.payload_len)
+        self._count(per, outgoing, ts, orig_len, seg.payload_len)
 
     def _count(self, stats: _Iface, outgoing: bool, ts: float, orig_len: int, payload: int) -> None:
         second = int(ts - self.t0) if ts >= self.t0 else 0
@@ -196,19 +207,12 @@ class Counter:
     ) -> CaptureResult:
         drops, kernel_packets, pcaps, counters = drops or {}, kernel_packets or {}, pcaps or {}, counters or {}
         ifaces = tuple(
-            InterfaceCount(
-                name=name,
-                bytes_tx=s.bytes_tx,
-                bytes_rx=s.bytes_rx,
-                packets_tx=s.packets_tx,
-                packets_rx=s.packets_rx,
-                payload_tx=s.payload_tx,
-                payload_rx=s.payload_rx,
+            replace(
+                _counts(name, s),
                 drops=drops.get(name, 0),
                 kernel_packets=kernel_packets.get(name, 0),
                 counter_tx=counters[name][0] if name in counters else None,
                 counter_rx=counters[name][1] if name in counters else None,
-                bins=tuple(Bin(sec, v[0], v[1]) for sec, v in sorted(s.bins.items())),
                 pcap=pcaps.get(name),
                 other_bytes=s.other_bytes,
             )
@@ -219,9 +223,9 @@ class Counter:
             if not c.per_iface:
                 continue
             # The same connection crosses a bridge and its port: count it once, where it is largest.
-            to_server = max(v[0] for v in c.per_iface.values())
-            to_client = max(v[1] for v in c.per_iface.values())
-            packets = max(v[2] for v in c.per_iface.values())
+            to_server = max(v.ways[0] for v in c.per_iface.values())
+            to_client = max(v.ways[1] for v in c.per_iface.values())
+            packets = max(v.ways[2] for v in c.per_iface.values())
             conns.append(
                 Connection(
                     client,
@@ -235,6 +239,7 @@ class Counter:
                     c.first[0].hex(),
                     first_payload_server=c.first[1].hex(),
                     kind=classify(sport, c.first[0], c.first[1]),
+                    per_interface=tuple(_counts(name, f) for name, f in sorted(c.per_iface.items())),
                 )
             )
         conns.sort(key=lambda c: -(c.payload_to_server + c.payload_to_client))
@@ -248,3 +253,16 @@ class Counter:
             bpf=bpf,
             problems=problems,
         )
+
+
+def _counts(name: str, s: _Iface) -> InterfaceCount:
+    return InterfaceCount(
+        name=name,
+        bytes_tx=s.bytes_tx,
+        bytes_rx=s.bytes_rx,
+        packets_tx=s.packets_tx,
+        packets_rx=s.packets_rx,
+        payload_tx=s.payload_tx,
+        payload_rx=s.payload_rx,
+        bins=tuple(Bin(sec, v[0], v[1]) for sec, v in sorted(s.bins.items())),
+    )

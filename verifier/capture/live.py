@@ -118,6 +118,12 @@ class LiveCapture:
     def start(self) -> None:
         try:
             for name in self.interfaces:
+                # The counters' baseline comes before this sniffer exists and their end value after
+                # the last drain, so the interface's window always holds the sniffer's: on a busy
+                # link, frames between arming and a later baseline would be captured, not counted.
+                start = read_counters(name)
+                if start is not None:
+                    self._counters0[name] = start
                 holder = self._factory(name, self.bpf)
                 self._holders.append(holder)
                 sock: socket.socket = holder.ins
@@ -137,10 +143,6 @@ class LiveCapture:
         except BaseException:
             self._close()
             raise
-        for name in self.interfaces:
-            start = read_counters(name)
-            if start is not None:
-                self._counters0[name] = start
         self.counter.t0 = time.time()
         self._thread = threading.Thread(target=self._loop, name="capture", daemon=True)
         self._thread.start()

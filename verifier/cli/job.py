@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -24,7 +25,7 @@ from verifier.cli.parser import (
     split_list,
 )
 from verifier.errors import UsageError, exit_code_for
-from verifier.jobs import Backends, JobOptions
+from verifier.jobs import Backends, JobOptions, OwnersFactory
 
 if TYPE_CHECKING:
     from verifier.render.progress import ProgressPrinter
@@ -176,9 +177,22 @@ def backends(args: argparse.Namespace, err: TextIO) -> tuple[ProgressPrinter, Ba
         hypervisor=LibvirtHypervisor,
         capture=capture,
         dest_config=destconf.first_of(qemuconf.read, destconf.read_local),
+        owners=owner_sampler(os.environ),
         log=printer.log,
         progress=printer,
     )
+
+
+def owner_sampler(env: Mapping[str, str]) -> OwnersFactory:
+    """Ownership from libvirt's pid files: the system's run dir, and the one `lab exec` names."""
+    from verifier import owners, sockdiag
+
+    run_dirs = [Path(d) for d in (env.get("VERIFY_PATH_LIBVIRT_RUN_DIR"), "/run/libvirt") if d]
+
+    def make(vm: str, ports: profiles.PortRanges) -> owners.OwnershipSampler:
+        return owners.OwnershipSampler(vm, run_dirs, sockdiag.tcp_sockets, ports=ports)
+
+    return make
 
 
 def run_predict(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:

@@ -4,11 +4,21 @@ No stage hands another a netlink message, a scapy packet or a libvirt object: on
 One module per stage's vocabulary; everything is importable from `verifier.model`.
 """
 
-from verifier.model.capture import Bin, CaptureResult, Connection, InterfaceCount
-from verifier.model.enums import Direction, MigrationStatus, Severity, Verdict
+from verifier.model.capture import Bin, CaptureResult, Connection, ForeignFlow, InterfaceCount
+from verifier.model.diagnosis import (
+    Bottleneck,
+    Diagnosis,
+    DiagnosisFacts,
+    JobSample,
+    LinkForecast,
+    RateCap,
+    Timeline,
+)
+from verifier.model.enums import Attribution, Direction, MigrationStatus, Severity, Verdict
 from verifier.model.findings import Expectation, Facts, Finding, MemberPick, Plan, PolicyRule, Prediction, Reason
 from verifier.model.migration import JobProgress, MigrationRequest, MigrationResult
 from verifier.model.network import BondInfo, Interface, Topology
+from verifier.model.ownership import FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
 from verifier.model.report import Coverage, InterfaceReport, KindCount, Leg, Report, StreamSummary
 from verifier.model.serial import INTERNAL, from_dict, to_dict
 
@@ -17,34 +27,48 @@ SCHEMA_VERSION = 1
 __all__ = [
     "INTERNAL",
     "SCHEMA_VERSION",
+    "Attribution",
     "Bin",
     "BondInfo",
+    "Bottleneck",
     "CaptureResult",
     "Connection",
     "Coverage",
+    "Diagnosis",
+    "DiagnosisFacts",
     "Direction",
     "Expectation",
     "Facts",
     "Finding",
+    "FlowKey",
+    "ForeignFlow",
     "Interface",
     "InterfaceCount",
     "InterfaceReport",
     "JobProgress",
+    "JobSample",
     "KindCount",
     "Leg",
+    "LinkForecast",
     "MemberPick",
     "MigrationRequest",
     "MigrationResult",
     "MigrationStatus",
+    "OwnedFlow",
+    "Ownership",
     "Plan",
     "PolicyRule",
     "Prediction",
+    "RateCap",
     "Reason",
     "Report",
     "Severity",
     "StreamSummary",
+    "Timeline",
     "Topology",
     "Verdict",
+    "canonical_ip",
+    "flow_key",
     "from_dict",
     "to_dict",
 ]

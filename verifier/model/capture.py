@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from verifier.model.serial import INTERNAL
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,10 @@ class Connection:
     first_payload: str = ""  # hex of the first bytes the client sent
     kind: str = "unknown"  # qemu-main | multifd | nbd | tls | libvirtd-tunnel | ssh-tunnel | unknown
     first_payload_server: str = ""  # hex of the first bytes the server sent
+    owner: str | None = None  # the local process that owns it: "qemu (vm01)", "iperf3 (pid 4242)"
+    # This connection's own counts per interface, so a verdict can rest on the migration's own
+    # connections alone (working data: the run keeps the per-interface totals, not these).
+    per_interface: tuple[InterfaceCount, ...] = field(default=(), metadata=INTERNAL)
 
 
 @dataclass(frozen=True)
@@ -68,3 +74,20 @@ class CaptureResult:
 
     def get(self, name: str) -> InterfaceCount | None:
         return next((i for i in self.interfaces if i.name == name), None)
+
+
+@dataclass(frozen=True)
+class ForeignFlow:
+    """A connection seen on the watched ports that is not the migration's: another program's
+    (GlusterFS bricks from 49152, a backup, another guest's migration)."""
+
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    interfaces: tuple[str, ...]
+    bytes: int  # on the wire, both ways, where it was largest (a bridge and its port see it twice)
+    payload: int
+    kind: str = "unknown"
+    owner: str | None = None  # "qemu (vm02)", "iperf3"; None when no local process holds it
+    pid: int | None = None

@@ -33,3 +33,11 @@ class Severity(enum.StrEnum):
 class Direction(enum.StrEnum):
     OUTBOUND = "outbound"
     RETURN = "return"
+
+
+class Attribution(enum.StrEnum):
+    """How the migration's own connections were told apart from other traffic on its ports."""
+
+    OWNERSHIP = "ownership"  # the sockets its QEMU (or libvirtd, tunnelled) holds
+    CLASSIFICATION = "classification"  # no owner readable: the streams' first bytes (QEVM, multifd, NBD)
+    PORT_RANGE = "port-range"  # neither: every connection on the migration ports counts

@@ -25,6 +25,8 @@ class Facts:
     name: str | None = None  # the destination's host name on `interface`
     count: int | None = None  # how many connections
     location: str | None = None  # where the guest is after a failed or interrupted migration
+    port: int | None = None  # a port another program holds
+    free_range: tuple[int, int] | None = None  # a migration port range nothing here uses
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from verifier.model.capture import Bin, Connection
-from verifier.model.enums import Direction, Verdict
+from verifier.model.capture import Bin, Connection, ForeignFlow
+from verifier.model.enums import Attribution, Direction, Verdict
 from verifier.model.findings import Expectation, Finding, Prediction
 from verifier.model.migration import MigrationResult
 
@@ -71,6 +71,8 @@ class Leg:
     connections: tuple[Connection, ...] = ()
     findings: tuple[Finding, ...] = ()
     expected_share: float | None = None
+    foreign: tuple[ForeignFlow, ...] = ()
+    attribution: Attribution = Attribution.PORT_RANGE
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,6 @@ class Report:
     expected_share: float | None = None
     return_leg: Leg | None = None
     mode: str = "migrate"  # migrate | watch | analyze
+    # Records written before ownership existed counted every connection on the ports.
+    attribution: Attribution = Attribution.PORT_RANGE
+    foreign: tuple[ForeignFlow, ...] = ()

@@ -50,4 +50,6 @@ def assemble_report(labels: RunLabels, plan: Plan, expectation: Expectation, leg
         expected_share=leg.expected_share,
         return_leg=back,
         mode=labels.mode,
+        attribution=leg.attribution,
+        foreign=leg.foreign,
     )

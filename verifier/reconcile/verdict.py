@@ -5,6 +5,8 @@ Pure: no I/O. Findings carry codes and facts, not fixes: the prescribe stage wor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from verifier import expect
 from verifier.model import (
     CaptureResult,
@@ -13,6 +15,7 @@ from verifier.model import (
     Expectation,
     Facts,
     Finding,
+    InterfaceCount,
     InterfaceReport,
     Leg,
     MigrationResult,
@@ -34,7 +37,7 @@ DROPS_RECONCILE_MIN = 0.99
 COUNTER_SLACK = (1.001, 256 * 1024)
 
 
-def impossible_counts(reports: tuple[InterfaceReport, ...]) -> list[Finding]:
+def impossible_counts(reports: Sequence[InterfaceReport | InterfaceCount]) -> list[Finding]:
     """A sniffer can never see more bytes than the interface itself carried."""
     out = []
     factor, slack = COUNTER_SLACK
@@ -82,12 +85,16 @@ def decide(
     expectation: Expectation,
     direction: Direction = Direction.OUTBOUND,
     require_coverage: bool = True,
+    totals: CaptureResult | None = None,
 ) -> Leg:
+    """One leg's verdict from CAPTURE (the migration's own connections). TOTALS, when the capture
+    was narrowed to them, holds every frame the sniffers saw: only that can be held against the
+    interfaces' own counters."""
     reports, groups = interface_reports(topology, capture)
     observed, path = observed_path(topology, reports, groups)
     cov = coverage(groups, migration, sum(r.drops for r in reports))
     share = expected_share(topology, expectation, reports, groups) if expectation.given else None
-    impossible = impossible_counts(reports)
+    impossible = impossible_counts((totals or capture).interfaces)
     findings = list(impossible)
     findings += [Finding("capture-problem", Severity.WARNING, problem) for problem in capture.problems]
     status = migration.status

@@ -56,6 +56,29 @@ def leg_lines(leg: Leg, title: str) -> list[str]:
     return lines
 
 
+ATTRIBUTION_WORDS = {
+    "ownership": "the connections its QEMU holds (socket ownership)",
+    "classification": "the connections whose first bytes are a migration stream's (no owner readable)",
+    "port-range": "every connection on the migration ports (nothing else told them apart)",
+}
+
+
+def foreign_lines(report: Report) -> list[str]:
+    """How the migration's own flows were found, and the other traffic on its ports (not counted)."""
+    if report.mode == "analyze" and report.attribution == "port-range" and not report.foreign:
+        return []
+    lines = ["", f"counted: {ATTRIBUTION_WORDS.get(report.attribution, report.attribution)}"]
+    if report.foreign:
+        lines.append("other traffic on the migration ports (not counted in the verdict):")
+        for f in report.foreign:
+            owner = f"{f.owner} pid {f.pid}" if f.pid else f.owner or "no local process"
+            lines.append(
+                f"  {f.client}:{f.client_port} -> {f.server}:{f.server_port} on {', '.join(f.interfaces)}: "
+                f"{human_bytes(f.bytes)} ({owner})"
+            )
+    return lines
+
+
 def render(report: Report) -> str:
     lines = [verdict_line(report), ""]
     m = report.migration
@@ -85,6 +108,7 @@ def render(report: Report) -> str:
         lines.append(
             f"  predicted: {' -> '.join(pred.path)}; observed: {' -> '.join(report.observed_path) or 'nothing'}"
         )
+    lines += foreign_lines(report)
     if report.return_leg:
         lines.append("")
         lines += leg_lines(report.return_leg, "return leg (received here)")

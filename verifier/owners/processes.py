@@ -1,0 +1,134 @@
+"""Processes and their sockets, from /proc: the domain's QEMU, libvirtd, whoever holds an inode.
+
+Other programs use the migration ports too (GlusterFS bricks allocate from 49152 up; libvirt just
+skips a busy port), so only ownership says which bytes are the migration's: QEMU's /proc/PID/fd
+links read `socket:[INODE]` and sock_diag maps each inode to its 4-tuple.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+# The daemons that carry a tunnelled migration (VIR_MIGRATE_TUNNELLED) inside their own
+# connection: monolithic libvirtd, the modular QEMU driver daemon, and the remote proxy.
+LIBVIRT_DAEMONS = frozenset({"libvirtd", "virtqemud", "virtproxyd"})
+
+PortRanges = Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    name: str  # /proc/PID/comm
+    guest: str | None = None  # set for a QEMU process: the guest its -name option names
+
+    @property
+    def owner(self) -> str:
+        return f"qemu ({self.guest})" if self.guest is not None else self.name
+
+
+def guest_name(args: Sequence[str]) -> str | None:
+    """The guest named by QEMU's `-name` option (`guest=vm01,debug-threads=on`, or legacy `vm01`)."""
+    for flag, value in zip(args, args[1:], strict=False):
+        if flag not in ("-name", "--name"):
+            continue
+        # QEMU escapes a comma inside a value by doubling it; argv can never hold a NUL.
+        parts = [p.replace("\0", ",") for p in value.replace(",,", "\0").split(",")]
+        guest = next((part.removeprefix("guest=") for part in parts if part.startswith("guest=")), None)
+        return guest if guest is not None or "=" in parts[0] else parts[0]  # "guest" is the implied key
+    return None
+
+
+def _read(path: Path | str, link: bool = False) -> str | None:
+    """A /proc file's text or a link's target; None once the process is gone (or is not ours)."""
+    try:
+        return os.readlink(path) if link else Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _args(proc: Path, pid: int) -> list[str]:
+    text = _read(proc / str(pid) / "cmdline")  # empty for a kernel thread
+    return text.rstrip("\0").split("\0") if text else []
+
+
+def netns_of(proc: Path, pid: int | str) -> str | None:
+    return _read(proc / str(pid) / "ns" / "net", link=True)
+
+
+def _pids(proc: Path) -> list[int]:
+    try:
+        return sorted(int(name) for name in os.listdir(proc) if name.isdigit())
+    except OSError:
+        return []
+
+
+def _qemu_guest(args: Sequence[str]) -> str | None:
+    return guest_name(args) if args and "qemu" in Path(args[0]).name else None
+
+
+def is_guest_qemu(proc: Path, pid: int, vm: str, netns: str | None) -> bool:
+    # The netns check matters during a migration: both nodes run a QEMU for the same guest, and
+    # only the one in our namespace owns sockets that sock_diag can show us.
+    return netns is not None and _qemu_guest(_args(proc, pid)) == vm and netns_of(proc, pid) == netns
+
+
+def find_qemu_pid(vm: str, run_dirs: Sequence[Path], proc: Path = PROC) -> int | None:
+    """QEMU's pid for guest `vm` in this network namespace: libvirt's pid file, else a /proc scan."""
+    netns = netns_of(proc, "self")
+    for run_dir in run_dirs:
+        # A stale pid file can name a recycled pid, so the command line has the last word.
+        text = _read(Path(run_dir) / "qemu" / f"{vm}.pid") or ""
+        if text.isdigit() and is_guest_qemu(proc, int(text), vm, netns):
+            return int(text)
+    return next((pid for pid in _pids(proc) if is_guest_qemu(proc, pid, vm, netns)), None)
+
+
+def find_libvirtd_pids(proc: Path = PROC) -> tuple[int, ...]:
+    """libvirt daemons in this network namespace: the owners of a tunnelled migration's bytes."""
+    netns = netns_of(proc, "self")
+    daemons = (pid for pid in _pids(proc) if _read(proc / str(pid) / "comm") in LIBVIRT_DAEMONS)
+    return tuple(pid for pid in daemons if netns is not None and netns_of(proc, pid) == netns)
+
+
+def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:
+    """Inodes of the sockets `pid` holds; empty once it has exited. PermissionError propagates:
+    "may not look" must not read as "owns nothing"."""
+    fd_dir = f"{proc}/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        return frozenset()
+    # None from _read: the fd was closed between listdir and readlink, or the process exited.
+    links = (_read(f"{fd_dir}/{name}", link=True) or "" for name in names)
+    return frozenset(int(link[8:-1]) for link in links if link.startswith("socket:["))
+
+
+class ProcessIndex:
+    """inode -> owning process, from one walk over /proc/*/fd: a snapshot, build one per sample."""
+
+    def __init__(self, proc: Path = PROC) -> None:
+        self._proc = proc
+        self._pids: dict[int, int] = {}
+        for pid in _pids(proc):
+            try:
+                inodes = socket_inodes(pid, proc)
+            except OSError:  # another user's process while not root: its sockets stay unknown
+                continue
+            for inode in inodes:
+                # A forked child inherits its parent's sockets; the lowest pid is usually the parent.
+                self._pids.setdefault(inode, pid)
+
+    def process(self, inode: int) -> Process | None:
+        pid = self._pids.get(inode)
+        if pid is None:
+            return None
+        return Process(pid, _read(self._proc / str(pid) / "comm") or "unknown", _qemu_guest(_args(self._proc, pid)))
+
+
+def owner_of_inode(inode: int, proc: Path = PROC) -> Process | None:
+    return ProcessIndex(proc).process(inode)
