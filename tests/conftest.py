@@ -57,15 +57,29 @@ def lab_up(**options: Any) -> None:
     control.up(control.LabOptions(**options), progress=lambda _m: None)
 
 
-def guest_home() -> None:
-    """Put vm01 back on node1 (running) if a test left it on node2."""
-    from verifier.lab import guest, spec
+def guest_places() -> dict[str, dict[str, str]]:
+    """guest -> {node -> state} for every guest the current lab was built with."""
+    from verifier.lab import control, guest, spec
 
-    where = guest.locate({n: spec.socket_uri(n) for n in spec.NODES})
-    if where.get("node2") == "running" and where.get("node1") != "running":
-        virsh("node2", "migrate", "--live", "--p2p", "vm01", "qemu+tcp://node1/system")
-    where = guest.locate({n: spec.socket_uri(n) for n in spec.NODES})
-    assert where.get("node1") == "running", f"vm01 is not running on node1: {where}"
+    return guest.locate_all({n: spec.socket_uri(n) for n in spec.NODES}, control.guest_names(), others=False)
+
+
+def running_on() -> dict[str, list[str]]:
+    """guest -> the nodes where it runs (a migrated guest stays defined, shut off, on its source)."""
+    return {
+        name: sorted(n for n, state in where.items() if state == "running") for name, where in guest_places().items()
+    }
+
+
+def guest_home() -> None:
+    """Put every lab guest (vm01, and vm02.. with --guests) back on node1, running, if a test
+    left it on node2."""
+    for name, where in guest_places().items():
+        if where.get("node2") == "running" and where.get("node1") != "running":
+            virsh("node2", "migrate", "--live", "--p2p", name, "qemu+tcp://node1/system")
+    places = guest_places()
+    away = {name: where for name, where in places.items() if where.get("node1") != "running"}
+    assert not away, f"guests not running on node1: {away}"
 
 
 @pytest.fixture
@@ -73,6 +87,16 @@ def lab(lab_session: None) -> Iterator[None]:
     """The default lab, up and with vm01 running on node1."""
     require_lab()
     lab_up()
+    guest_home()
+    yield
+
+
+@pytest.fixture
+def lab_two_guests(lab_session: None) -> Iterator[None]:
+    """A lab built with --guests 2: vm01 and vm02 running on node1. Changing the guest count is a
+    rebuild, so tests that use this are best kept next to each other."""
+    require_lab()
+    lab_up(guests=2)
     guest_home()
     yield
 

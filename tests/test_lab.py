@@ -8,9 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import REPO, VP, in_node, lab_up, virsh
+from conftest import REPO, VP, in_node, lab_up, running_on, virsh
 
-from verifier.lab import control, spec
+from verifier.errors import UsageError
+from verifier.lab import commands, control, spec
+from verifier.lab.system import netns_pids
 
 pytestmark = pytest.mark.lab
 
@@ -58,6 +60,26 @@ def test_exec_keeps_cwd_and_points_libvirt_at_the_node(lab: None, tmp_path: Path
     assert "san0" in links and "br0" in links
 
 
+def _qemu_cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def _guest_option(cmdline: list[str]) -> str:
+    """The guest= part of QEMU's `-name guest=NAME,debug-threads=on`."""
+    parts = cmdline[cmdline.index("-name") + 1].split(",")
+    return next(p.removeprefix("guest=") for p in parts if p.startswith("guest="))
+
+
+def test_exec_exports_the_run_dir_whose_pid_file_names_vm01s_qemu(lab: None) -> None:
+    script = 'echo "$VERIFY_PATH_LIBVIRT_RUN_DIR"; cat "$VERIFY_PATH_LIBVIRT_RUN_DIR/qemu/vm01.pid"'
+    run_dir, pid = in_node("node1", "sh", "-c", script, check=True).stdout.split()
+    assert run_dir == str(spec.run_dir("node1")) == str(spec.STATE_DIR / "node1" / "run")
+    assert _guest_option(_qemu_cmdline(int(pid))) == "vm01"
+    assert int(pid) in netns_pids("node1")  # the live QEMU, in node1's network namespace
+    other = in_node("node2", "printenv", "VERIFY_PATH_LIBVIRT_RUN_DIR", check=True).stdout.strip()
+    assert other == str(spec.run_dir("node2"))
+
+
 def test_real_live_migration_there_and_back(lab: None) -> None:
     virsh("node1", "migrate", "--live", "--p2p", "vm01", "qemu+tcp://node2/system")
     assert "running" in virsh("node2", "domstate", "vm01").stdout
@@ -71,8 +93,9 @@ def test_real_live_migration_there_and_back(lab: None) -> None:
 
 def test_up_twice_is_a_noop_and_keeps_the_same_daemons(lab: None) -> None:
     before = control.read_state()
+    assert before is not None
     assert control.up(control.LabOptions(), progress=lambda _m: None) == "already up"
-    assert control.read_state()["pids"] == before["pids"]
+    assert (control.read_state() or {}).get("pids") == before["pids"]
 
 
 def _lab_leftovers() -> list[str]:
@@ -105,6 +128,7 @@ def test_down_twice_leaves_nothing_and_up_comes_back(lab: None) -> None:
 def test_down_cleans_up_after_a_killed_up(lab: None) -> None:
     """A crash of `up` midway (here: libvirtd killed and the state left 'building') still cleans."""
     state = control.read_state()
+    assert state is not None
     os.kill(int(state["pids"]["node2"]), 9)
     state["phase"] = "building"
     (spec.STATE_DIR / "lab.json").write_text(json.dumps(state))
@@ -113,3 +137,31 @@ def test_down_cleans_up_after_a_killed_up(lab: None) -> None:
     assert _lab_leftovers() == []
     lab_up()
     assert control.healthy()
+
+
+def test_guest_count_is_validated() -> None:
+    assert spec.guest_names(3) == ("vm01", "vm02", "vm03")
+    for bad in (0, spec.GUESTS_MAX + 1):
+        with pytest.raises(UsageError, match="--guests"):
+            control.validate(control.LabOptions(guests=bad))
+
+
+def test_two_guests_run_on_node1_are_told_apart_and_migrate_there_and_back(lab_two_guests: None) -> None:
+    st = _status()
+    assert st["options"]["guests"] == 2
+    assert {name: where.get("node1") for name, where in st["guests"].items()} == {"vm01": "running", "vm02": "running"}
+    data_files = set()
+    for name in ("vm01", "vm02"):
+        pid = int((spec.run_dir("node1") / "qemu" / f"{name}.pid").read_text())
+        cmdline = _qemu_cmdline(pid)
+        assert _guest_option(cmdline) == name
+        data_files |= {arg for arg in cmdline if arg.startswith("loader,file=")}
+    assert len(data_files) == 2, data_files  # each guest its own random data
+    for name in ("vm01", "vm02"):
+        virsh("node1", "migrate", "--live", "--p2p", name, "qemu+tcp://node2/system")
+    assert running_on() == {"vm01": ["node2"], "vm02": ["node2"]}
+    shown = [ln for ln in commands.render_status(_status()).splitlines() if ln.startswith("guest vm02:")]
+    assert len(shown) == 1 and "running on node2" in shown[0], shown
+    for name in ("vm01", "vm02"):
+        virsh("node2", "migrate", "--live", "--p2p", name, "qemu+tcp://node1/system")
+    assert running_on() == {"vm01": ["node1"], "vm02": ["node1"]}

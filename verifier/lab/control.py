@@ -32,6 +32,11 @@ Progress = Callable[[str], None]
 class LabOptions:
     guest_data_mib: int = spec.DEFAULT_GUEST_DATA_MIB
     migration_hosts: tuple[tuple[str, str], ...] = ()  # (node, host)
+    guests: int = 1  # vm01..vmNN, all started on node1
+
+    @property
+    def guest_names(self) -> tuple[str, ...]:
+        return spec.guest_names(self.guests)
 
     def migration_host(self, node: str) -> str | None:
         return dict(self.migration_hosts).get(node)
@@ -66,6 +71,11 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
 
 
 def validate(options: LabOptions) -> None:
+    if not 1 <= options.guests <= spec.GUESTS_MAX:
+        raise UsageError(
+            f"--guests must be 1..{spec.GUESTS_MAX}, got {options.guests}",
+            hint="each guest is a 256 MiB TCG QEMU; a few are enough to make a host busy",
+        )
     if not 0 <= options.guest_data_mib <= spec.GUEST_DATA_MAX_MIB:
         raise UsageError(
             f"--guest-data must be 0..{spec.GUEST_DATA_MAX_MIB} MiB, got {options.guest_data_mib}",
@@ -131,11 +141,15 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
 
     progress("creating namespaces node1, node2 and links br0/eth0, ring1, san0, san1")
     network.build()
-    data_file = None
+    data_files: dict[str, Path | None] = {name: None for name in options.guest_names}
     if options.guest_data_mib:
-        progress(f"writing {options.guest_data_mib} MiB of random guest data")
-        data_file = state_dir / "guest-data.bin"
-        guest.write_data_file(data_file, options.guest_data_mib)
+        progress(f"writing {options.guest_data_mib} MiB of random data per guest")
+        for name in options.guest_names:
+            # Its own file per guest: identical RAM would let nothing tell two streams apart by
+            # content, and a shared file would tie one guest's data to another's lifetime.
+            path = spec.guest_data_file(name, state_dir)
+            guest.write_data_file(path, options.guest_data_mib)
+            data_files[name] = path
     for node in spec.NODES:
         daemon.write_config(node, state_dir, options.migration_host(node))
         pid = daemon.start(node, state_dir)
@@ -144,8 +158,9 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
     for node in spec.NODES:
         progress(f"waiting for libvirtd on {node}")
         daemon.wait_ready(node, state_dir, state["pids"][node])
-    progress(f"defining and starting {spec.GUEST} on node1")
-    guest.define_and_start(spec.socket_uri("node1", state_dir), guest.domain_xml(spec.GUEST, data_file))
+    progress(f"defining and starting {', '.join(options.guest_names)} on node1")
+    for name in options.guest_names:
+        guest.define_and_start(spec.socket_uri("node1", state_dir), guest.domain_xml(name, data_files[name]))
     state["phase"] = "up"
     _write_state(state_dir, state)
     progress("lab is up: " + ", ".join(f"{n} {spec.libvirt_uri(n)}" for n in spec.NODES))
@@ -213,8 +228,15 @@ def _down(state_dir: Path, progress: Progress) -> list[str]:
     return problems
 
 
+def guest_names(state_dir: Path = spec.STATE_DIR) -> tuple[str, ...]:
+    """The guests the current lab was built with (vm01 alone when nothing says otherwise)."""
+    options = (read_state(state_dir) or {}).get("options") or {}
+    count = options.get("guests", 1)
+    return spec.guest_names(count if isinstance(count, int) and 1 <= count <= spec.GUESTS_MAX else 1)
+
+
 def status(state_dir: Path = spec.STATE_DIR) -> dict[str, Any]:
-    """What exists now: nodes, links, addresses, daemons and where the guest runs."""
+    """What exists now: nodes, links, addresses, daemons and where each guest runs."""
     from verifier import topology
 
     state = read_state(state_dir) or {}
@@ -245,7 +267,7 @@ def status(state_dir: Path = spec.STATE_DIR) -> dict[str, Any]:
         "phase": state.get("phase", "down"),
         "options": state.get("options"),
         "nodes": nodes,
-        "guests": {spec.GUEST: guest.locate(running)} if running else {},
+        "guests": guest.locate_all(running, guest_names(state_dir)) if running else {},
         "notes": [
             "no bond: the bonding driver is absent on this kernel, so the LAN is eth0 "
             "bridged into br0; bond logic is tested on netlink snapshots"

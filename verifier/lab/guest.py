@@ -1,8 +1,10 @@
-"""The lab guest vm01: a diskless TCG domain whose RAM holds random data, so migrations move bytes.
+"""The lab guests vm01..vmNN: diskless TCG domains whose RAM holds random data, so migrations move bytes.
 
 A diskless guest's RAM is zero pages and migrates as ~1 MB. QEMU's generic loader device
 (`-device loader,file=F,addr=A,force-raw=on`, passed through libvirt's qemu:commandline
 namespace) fills part of RAM with a file of random bytes: 96 MiB gave 97 MiB data_processed.
+Each guest gets its own file; QEMU's command line carries `-name guest=<name>`, which is how
+per-process tools tell the guests apart.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ def define_and_start(uri: str, xml: str) -> None:
 
 def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
     """Map node -> domain state name ("running", "shut off", ...) for the nodes that know NAME."""
+    return locate_all(uris, (name,), others=False)[name]
+
+
+def locate_all(uris: dict[str, str], names: tuple[str, ...], others: bool = True) -> dict[str, dict[str, str]]:
+    """Map guest -> {node -> state} for NAMES (an empty map where no node knows one), plus,
+    with OTHERS, any further domain the nodes know, so `lab status` hides nothing."""
     import libvirt
 
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # absent domains are expected here
@@ -75,18 +83,25 @@ def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
         libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
         libvirt.VIR_DOMAIN_CRASHED: "crashed",
     }
-    found: dict[str, str] = {}
+    found: dict[str, dict[str, str]] = {name: {} for name in names}
     for node, uri in uris.items():
         try:
             conn = libvirt.open(uri)
         except libvirt.libvirtError:
-            found[node] = "unreachable"
+            for where in found.values():
+                where[node] = "unreachable"
             continue
         try:
-            dom = conn.lookupByName(name)
-            found[node] = states.get(dom.state()[0], "other")
+            for dom in conn.listAllDomains():
+                if not (others or dom.name() in found):
+                    continue
+                try:
+                    state = dom.state()[0]
+                except libvirt.libvirtError:
+                    continue  # gone since the listing (migrated away, undefined)
+                found.setdefault(dom.name(), {})[node] = states.get(state, "other")
         except libvirt.libvirtError:
-            pass
+            pass  # the daemon went away mid-listing: report what was seen
         finally:
             conn.close()
-    return found
+    return dict(sorted(found.items()))

@@ -1,6 +1,6 @@
 """The lab's fixed shape: nodes, links, addresses and names (pure data, no side effects).
 
-These names (node1, node2, br0, eth0, ring1, san0, san1, vm01, nodeN-san) are a contract that
+These names (node1, node2, br0, eth0, ring1, san0, san1, vm01..vmNN, nodeN-san) are a contract that
 tests and other checks rely on. Addresses come only from documentation ranges (RFC 5737,
 RFC 2544) and only ever exist inside the lab's namespaces.
 """
@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NODES: tuple[str, ...] = ("node1", "node2")
-LAYOUT_VERSION = 2  # bump when what `lab up` builds changes
-GUEST = "vm01"
+LAYOUT_VERSION = 3  # bump when what `lab up` builds changes
+GUEST = "vm01"  # the default (and first) guest; `lab up --guests N` adds vm02..vmN
+# Each guest is an idle TCG QEMU of ~240 MiB RSS plus its data file in /run (tmpfs): eight keep
+# the lab under 3 GiB and its start-up within seconds on a 2-core machine.
+GUESTS_MAX = 8
 STATE_DIR = Path(os.environ.get("VERIFY_PATH_LAB_DIR", "/run/verify-path-lab"))
 LIBVIRT_PORT = 16509
 GUEST_MEMORY_MIB = 256
@@ -106,13 +109,30 @@ def host_uuid(node: str) -> str:
     return f"00000000-0000-4000-8000-0000000000{node_index(node):02d}"
 
 
+def guest_names(count: int = 1) -> tuple[str, ...]:
+    """vm01..vmNN: the names `lab up --guests COUNT` defines, in order."""
+    if not 1 <= count <= GUESTS_MAX:
+        raise ValueError(f"the lab has 1..{GUESTS_MAX} guests, not {count}")
+    return tuple(f"vm{i:02d}" for i in range(1, count + 1))
+
+
+def guest_data_file(name: str, state_dir: Path = STATE_DIR) -> Path:
+    """The random bytes loaded into NAME's RAM; vm01 keeps the file name it had before N guests."""
+    return state_dir / ("guest-data.bin" if name == GUEST else f"guest-data-{name}.bin")
+
+
 def node_dir(node: str, state_dir: Path = STATE_DIR) -> Path:
     return state_dir / node
 
 
+def run_dir(node: str, state_dir: Path = STATE_DIR) -> Path:
+    """The host path of NODE's /run/libvirt: its QEMU driver keeps `qemu/<domain>.pid` there."""
+    return node_dir(node, state_dir) / "run"
+
+
 def socket_uri(node: str, state_dir: Path = STATE_DIR) -> str:
     """A URI that reaches a node's libvirtd from the host's namespace, through its unix socket."""
-    return f"qemu:///system?socket={node_dir(node, state_dir) / 'run' / 'libvirt-sock'}"
+    return f"qemu:///system?socket={run_dir(node, state_dir) / 'libvirt-sock'}"
 
 
 # Host paths that each node's libvirtd sees replaced by its own directory (design.md section 5).
