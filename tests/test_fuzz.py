@@ -29,7 +29,7 @@ def test_ports_parse_or_usage_error(text: str) -> None:
     except UsageError as exc:
         assert "--ports" in exc.message
         return
-    assert ranges and all(1 <= lo <= hi <= 65535 for lo, hi in ranges)
+    assert ranges and all(0 <= lo <= hi <= 65535 for lo, hi in ranges)
 
 
 @FAST

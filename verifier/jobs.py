@@ -13,6 +13,7 @@ from typing import Protocol
 from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
 from verifier.model import CaptureResult, Expectation, JobProgress, Ownership, Report, Topology
+from verifier.resolve import HOSTS, Resolver, resolve
 from verifier.routing import RouteLookup
 from verifier.store import Stored
 
@@ -78,6 +79,8 @@ class Backends:
     capture: CaptureFactory
     dest_config: DestConfigReader
     owners: OwnersFactory | None = None  # None: no ownership, counting falls back (and says so)
+    hosts: Path = HOSTS  # the hosts file whose names predict and prescribe quote
+    resolver: Resolver = resolve  # how QEMU will resolve a name here
     log: Log = _quiet
     progress: Callable[[JobProgress], None] = _no_progress
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from verifier import discover, expect, predict, prescribe, profiles, reconcile, runs, signals
 from verifier.attribute import attribute
-from verifier.errors import UsageError
+from verifier.errors import EnvironmentProblem, UsageError
 from verifier.hypervisor import Hypervisor
 from verifier.jobs import Backends, Capture, Finished, JobOptions
 from verifier.lock import host_lock
@@ -36,17 +36,16 @@ from verifier.model import (
     Report,
 )
 from verifier.reconcile import RunLabels
-from verifier.resolve import resolve
 from verifier.store import store_run
 
 
-def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor) -> Plan:
+def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor, live: bool = False) -> Plan:
     """Discover, check every name the user gave, derive the migration URI, predict the path."""
     topology = discover.labelled(b.topology, opts.roles)
     watch = discover.choose_interfaces(topology, opts.interfaces)
     expect.check(topology, opts.expectation)
     dest_host = urlsplit(opts.dest_uri).hostname
-    if dest_host and resolve(dest_host).address is None:
+    if dest_host and b.resolver(dest_host).address is None:
         raise UsageError(
             f"destination {dest_host!r} does not resolve on this host",
             hint="check the name (hosts file, DNS) or give --dest-uri with an address",
@@ -54,13 +53,32 @@ def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor) -> Plan:
     hv.check_domain(opts.vm)
     conf = b.dest_config(opts.dest)
     target = predict.migration_target(
-        opts.dest, topology, conf, hv.destination_hostname, migrate_uri=opts.migrate_uri, via=opts.via
+        opts.dest, topology, conf, hv.destination_hostname, migrate_uri=opts.migrate_uri, via=opts.via, hosts=b.hosts
     )
+    if live:  # `predict` shows an unresolvable name in its chain; a live run must not start on it
+        _refuse_unresolved(target, b.resolver(target.host).address)
     ports = profiles.ports_for(opts.profile, opts.ports, (conf.port_min, conf.port_max))
-    plan = predict.make_plan(topology, watch, ports, target, b.routes, opts.dest, opts.expectation)
-    ctx = _context(opts, plan.prediction, plan)
+    plan = predict.make_plan(
+        topology, watch, ports, target, b.routes, opts.dest, opts.expectation, hosts=b.hosts, resolver=b.resolver
+    )
+    ctx = _context(opts, plan.prediction, plan, b)
     prediction = replace(plan.prediction, findings=prescribe.attach(plan.prediction.findings, ctx))
     return replace(plan, prediction=prediction, findings=prescribe.attach(plan.findings, ctx))
+
+
+def _refuse_unresolved(target: predict.MigrationTarget, address: str | None) -> None:
+    """A name QEMU cannot resolve fails the migration after libvirt has started it: refuse now."""
+    if address is not None:
+        return
+    if target.origin == "migrate-uri":
+        raise UsageError(
+            f"--migrate-uri {target.migrate_uri}: {target.host!r} does not resolve on this host",
+            hint="fix the name (hosts file, DNS) or give the address, e.g. tcp://198.18.0.12",
+        )
+    raise EnvironmentProblem(
+        f"the destination hands out {target.host!r} ({target.origin}), which does not resolve on this host",
+        hint="add it to the hosts file or DNS, or pass --via IFACE / --migrate-uri",
+    )
 
 
 def predict_only(opts: JobOptions, b: Backends) -> Plan:
@@ -71,7 +89,7 @@ def predict_only(opts: JobOptions, b: Backends) -> Plan:
 def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextManager[None]] = host_lock) -> Finished:
     """The main job. The run directory is written even when the migration fails or is interrupted."""
     with lock(), b.hypervisor(opts.connect_uri, opts.dest_uri) as hv:
-        plan = plan_job(opts, b, hv)
+        plan = plan_job(opts, b, hv, live=True)
         b.log(f"predicted path: {' -> '.join(plan.prediction.path) or 'unknown'}")
         run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
         req = MigrationRequest(opts.vm, opts.dest_uri, plan.prediction.migrate_uri, opts.bandwidth, opts.parallel)
@@ -84,8 +102,8 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
                 back_req = replace(req, dest_uri=return_uri, migrate_uri=predict.return_uri(plan.topology, opts.via))
                 back = _leg(opts, b, plan, back_hv, back_req, run_dir, Direction.RETURN)
         with signals.shielded("storing the run"):
-            report = reconcile.assemble_report(labels, plan, opts.expectation, outbound, back)
-            return finish(report, _context(opts, plan.prediction, plan), opts.chart)
+            report = reconcile.assemble_report(labels, plan, opts.expectation, outbound, back, b.hosts)
+            return finish(report, _context(opts, plan.prediction, plan, b), opts.chart)
 
 
 def _leg(
@@ -125,8 +143,8 @@ def finish(report: Report, ctx: prescribe.Context, chart: Path | None) -> Finish
     return Finished(report, store_run(report, chart))
 
 
-def _context(opts: JobOptions, prediction: Prediction | None, plan: Plan) -> prescribe.Context:
-    return prescribe.Context(plan.topology, opts.dest, opts.vm, opts.dest_uri or None, prediction)
+def _context(opts: JobOptions, prediction: Prediction | None, plan: Plan, b: Backends) -> prescribe.Context:
+    return prescribe.Context(plan.topology, opts.dest, opts.vm, opts.dest_uri or None, prediction, b.hosts)
 
 
 def _source_name(hv: Hypervisor, plan: Plan) -> str:

@@ -122,6 +122,15 @@ def port_range_fix(facts: Facts, ctx: Context) -> str:
     )
 
 
+def ring_fix(facts: Facts, ctx: Context) -> str:
+    if facts.expected and facts.name:
+        return (
+            f"keep migrations off {facts.interface}: --via {facts.expected}, or migration_host = "
+            f'"{facts.name}" in {ctx.dest or "the destination"}\'s /etc/libvirt/qemu.conf'
+        )
+    return f"keep migrations off {facts.interface}: give the destination a name on a dedicated migration link"
+
+
 def _guest(facts: Facts, _ctx: Context) -> str:
     return f"the guest is on the {facts.location or 'unknown'} host"
 
@@ -138,6 +147,7 @@ FIXES: dict[str, Prescription] = {
     ),
     "bond-member-shared": lambda f, _c: bond_fix(f.policy),
     "port-range-shared": port_range_fix,
+    "ring-link": ring_fix,
     "attribution-fallback": _static(
         "run as root on the source so that /proc/PID/fd of the domain's QEMU is readable "
         "(libvirt's pid file: /run/libvirt/qemu/VM.pid)"

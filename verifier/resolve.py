@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,25 @@ def resolve(name: str, hosts: Path = HOSTS) -> Resolution:
         addr, num = lines[0]
         return Resolution(name, addresses, "hosts file", f"{hosts}:{num}: {addr} {name}")
     return Resolution(name, addresses, "DNS", f"resolver answered {', '.join(addresses)}")
+
+
+Resolver = Callable[[str], "Resolution"]  # name -> where QEMU will connect; the back end for predict
+
+
+def hosts_only(hosts: Path) -> Resolver:
+    """A resolver that reads only HOSTS: a recorded node's view of names, for offline runs."""
+
+    def lookup(name: str) -> Resolution:
+        if is_address(name):
+            return Resolution(name, (name.strip("[]"),), "literal", "an address, no lookup")
+        lines = [(addr, num) for addr, entry, num in hosts_entries(hosts) if entry == name]
+        if not lines:
+            return Resolution(name, (), "unresolved", f"{name} does not resolve on this host")
+        return Resolution(
+            name, tuple(a for a, _n in lines), "hosts file", f"{hosts}:{lines[0][1]}: {lines[0][0]} {name}"
+        )
+
+    return lookup
 
 
 def names_in_subnet(subnet: str, prefix: str, hosts: Path = HOSTS) -> list[tuple[str, str]]:

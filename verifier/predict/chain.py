@@ -12,7 +12,7 @@ from pathlib import Path
 from verifier import bonds
 from verifier.model import MemberPick, Prediction, Reason, Topology
 from verifier.predict.links import slower_links
-from verifier.resolve import HOSTS, resolve
+from verifier.resolve import HOSTS, Resolver, resolve
 from verifier.routing import RouteLookup, table_name
 
 
@@ -24,12 +24,13 @@ def predict(
     hosts: Path = HOSTS,
     dest: str | None = None,
     flow: bonds.Flow | None = None,
+    resolver: Resolver | None = None,
 ) -> Prediction:
     """The chain QEMU's connection will follow, each step with its evidence."""
     reasons = [origin]
     if host is None:
         return Prediction(None, None, None, reasons=tuple(reasons))
-    res = resolve(host, hosts)
+    res = resolver(host) if resolver else resolve(host, hosts)
     used = res.address
     detail = f"{host} -> {', '.join(res.addresses) or 'nothing'} ({res.source})"
     if len(res.addresses) > 1:

@@ -56,3 +56,29 @@ def slower_links(topology: Topology, egress: str, dest: str, hosts: Path = HOSTS
             facts=Facts(interface=best, name=name),
         )
     ]
+
+
+def ring_finding(
+    topology: Topology, path: tuple[str, ...], dest: str, expected: set[str], hosts: Path = HOSTS, seen: bool = False
+) -> Finding | None:
+    """The stream on the corosync ring: bulk traffic there risks token loss and fencing. An error
+    unless the user expects exactly that link; the fix names a link that reaches DEST instead."""
+    ring = next((n for n in path if is_ring(topology, n)), None)
+    if ring is None:
+        return None
+    others = []
+    for iface in topology.interfaces:
+        if iface.master or iface.kind == "loopback" or is_ring(topology, iface.name):
+            continue
+        found = dest_on_link(topology, dest, iface.name, hosts)
+        if found:
+            others.append((chain_mbps(topology, topology.chain_down(iface.name)) or 0, iface.name, found[0]))
+    best = max(others, key=lambda o: o[0]) if others else None  # the first of the fastest
+    verb = "took" if seen else "will take"
+    return Finding(
+        "ring-link",
+        Severity.WARNING if ring in expected or topology.l3_of(ring) in expected else Severity.ERROR,
+        f"the stream {verb} {ring}, the cluster's corosync ring: a migration there can delay the totem "
+        "token past its timeout, and the cluster then fences a node",
+        facts=Facts(interface=ring, expected=best[1] if best else None, name=best[2] if best else None),
+    )

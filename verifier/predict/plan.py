@@ -12,8 +12,9 @@ from pathlib import Path
 from verifier import expect
 from verifier.model import Expectation, Facts, Finding, Plan, Severity, Topology, Verdict
 from verifier.predict.chain import predict
+from verifier.predict.links import ring_finding
 from verifier.predict.uri import MigrationTarget
-from verifier.resolve import HOSTS
+from verifier.resolve import HOSTS, Resolver
 from verifier.routing import RouteLookup
 
 
@@ -26,10 +27,15 @@ def make_plan(
     dest: str,
     expectation: Expectation,
     hosts: Path = HOSTS,
+    resolver: Resolver | None = None,
 ) -> Plan:
-    prediction = predict(target.host, target.reason, topology, routes, hosts=hosts, dest=dest)
+    prediction = predict(target.host, target.reason, topology, routes, hosts=hosts, dest=dest, resolver=resolver)
     prediction = replace(prediction, uri_origin=target.origin, migrate_uri=target.migrate_uri)
     findings = list(prediction.findings)
+    wanted = expect.wanted_interfaces(topology, expectation)
+    ring = ring_finding(topology, prediction.path, dest, wanted, hosts)
+    if ring:
+        findings.append(ring)
     if expectation.given and prediction.interface:
         wanted = expect.wanted_interfaces(topology, expectation)
         if not wanted & set(prediction.path):

@@ -4,10 +4,14 @@ and every finding the prediction and the legs produced (fixes come later, from p
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from verifier import __version__
+from verifier.expect import wanted_interfaces
 from verifier.model import SCHEMA_VERSION, Expectation, Finding, Leg, Plan, Report
+from verifier.predict.links import ring_finding
 from verifier.reconcile.streams import cleartext_findings, stream_findings, stream_summary
+from verifier.resolve import HOSTS
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,21 @@ class RunLabels:
     mode: str = "migrate"  # migrate | watch | analyze
 
 
-def assemble_report(labels: RunLabels, plan: Plan, expectation: Expectation, leg: Leg, back: Leg | None) -> Report:
+def assemble_report(
+    labels: RunLabels, plan: Plan, expectation: Expectation, leg: Leg, back: Leg | None, hosts: Path = HOSTS
+) -> Report:
     # What the prediction alone showed (a slower link) stays; a predicted wrong path is now observed.
     early = tuple(f for f in plan.findings if f.code != "predicted-wrong-path")
     returned: tuple[Finding, ...] = tuple(
         replace(f, message="return leg: " + f.message) for f in (back.findings if back else ())
     )
     found = leg.findings + stream_findings(leg) + cleartext_findings(leg, plan.topology)
+    # Seen on the ring: say so, in place of what the prediction said (it may not have known).
+    wanted = wanted_interfaces(plan.topology, expectation)
+    ring = ring_finding(plan.topology, leg.observed_path, labels.destination, wanted, hosts, seen=True)
+    if ring:
+        early = tuple(f for f in early if f.code != "ring-link")
+        found += (ring,)
     return Report(
         schema_version=SCHEMA_VERSION,
         tool_version=__version__,
