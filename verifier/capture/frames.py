@@ -144,3 +144,14 @@ def decode(data: bytes | memoryview, orig_len: int, linktype: int = LINKTYPE_ETH
 
 def _u16(buf: bytes | memoryview, pos: int) -> int:
     return (buf[pos] << 8) | buf[pos + 1]
+
+
+def header_length(data: bytes | memoryview, linktype: int = LINKTYPE_ETHERNET) -> int:
+    """Where the TCP payload starts in DATA: what a headers-only capture may store of the frame.
+    Not TCP: at most 64 bytes (enough for any other header a reader needs)."""
+    if linktype == LINKTYPE_ETHERNET and len(data) >= 34 and data[12] == 8 and data[13] == 0 and data[23] == 6:
+        ihl = (data[14] & 15) << 2
+        if not ((data[20] & 0x1F) or data[21]) and len(data) > 26 + ihl:  # the common case, read in place
+            return min(len(data), 14 + ihl + ((data[26 + ihl] >> 4) << 2))
+    seg = decode(data, len(data), linktype)
+    return seg.payload_offset if seg is not None else min(len(data), 64)

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from verifier.capture.counting import Counter, PortRanges
-from verifier.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from verifier.capture.pcap import DEFAULT_SNAPLEN, PcapWriter
+from verifier.capture.counting import FIRST_PAYLOAD_BYTES, Counter, PortRanges
+from verifier.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW, header_length
+from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN, PcapWriter
 from verifier.capture.ring import SO_ATTACH_FILTER, Ring, truncating_filter
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
@@ -100,6 +100,7 @@ class LiveCapture:
         self.ports = ports
         self.out_dir = out_dir
         self.snaplen = snaplen
+        self.keep_payload = snaplen >= FULL_SNAPLEN  # --keep-payload: whole frames, on purpose
         self.ring_bytes = rcvbuf
         self.bpf = bpf_filter(ports)
         self._factory = socket_factory
@@ -128,7 +129,9 @@ class LiveCapture:
                 self._holders.append(holder)
                 sock: socket.socket = holder.ins
                 # scapy compiled and attached the filter; re-attach it truncating to the snap length.
-                fprog, keep = truncating_filter(self.bpf, name, self.snaplen)
+                # Headers plus the stream's first bytes reach the counter; the pcap gets headers only.
+                extra = 0 if self.keep_payload else FIRST_PAYLOAD_BYTES
+                fprog, keep = truncating_filter(self.bpf, name, self.snaplen, extra)
                 sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
                 del keep
                 ring = Ring(sock, self.ring_bytes)
@@ -216,7 +219,7 @@ class LiveCapture:
             try:
                 if writer is None:
                     writer = self._writers[name] = PcapWriter(out_dir / f"{name}.pcap", linktype, self.snaplen)
-                writer.write(ts, frame, orig_len)
+                writer.write(ts, frame if self.keep_payload else frame[: header_length(frame, linktype)], orig_len)
             except OSError as exc:
                 # A full or failing disk costs the pcap, never the counts: keep counting.
                 broken = True

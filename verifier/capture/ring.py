@@ -2,8 +2,9 @@
 blocks, we walk whole blocks without a system call per frame (what tcpdump/libpcap do).
 
 Frames are truncated by the socket filter's return value, so the filter scapy compiles is
-re-attached with its accept value lowered to the snap length: otherwise the kernel would copy
-each 64 KB GSO super-packet into the ring in full.
+re-attached with every accept jumping to a tail that returns the frame's header length (plus the
+few payload bytes stream classification needs): otherwise the kernel would copy each 64 KB GSO
+super-packet into the ring in full, and guest memory would reach user space.
 """
 
 from __future__ import annotations
@@ -31,19 +32,92 @@ SLL_PKTTYPE = 48 + 10  # sockaddr_ll follows the 48-byte header; sll_pkttype at 
 PACKET_OUTGOING = 4
 
 
-def truncating_filter(bpf: str, iface: str, snaplen: int) -> tuple[bytes, Any]:
-    """scapy compiles BPF; return a sock_fprog whose accept value is SNAPLEN (keep the buffer alive)."""
+def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0) -> tuple[bytes, Any]:
+    """scapy compiles BPF; return a sock_fprog that keeps headers only (keep the buffer alive).
+
+    "Headers only" means no byte past the TCP header (a migration stream carries guest RAM in
+    clear, design.md section 4): every accept of the compiled filter jumps to a tail that returns
+    Ethernet (+ up to two VLAN tags) + the IPv4 header (IHL) or the fixed IPv6 header + the TCP
+    header with its options (data offset), at most SNAPLEN; other frames keep 64 bytes.
+    A SNAPLEN of 65535 or more asks for whole frames (--keep-payload): accepts return SNAPLEN.
+    EXTRA payload bytes past the TCP header reach the socket (the first bytes of a stream tell its
+    kind); they stay in memory: the pcap writer stores headers only (frames.header_length).
+    Offloaded VLAN tags are not in the socket's data, so they are not counted here either.
+    """
     from scapy.arch.common import compile_filter
+
+    non_tcp_snap = 64  # other frames: a small fixed length
+    # Classic BPF opcodes (linux/filter.h): loads absolute/indexed, ALU, jumps, returns.
+    _LDH, _LDB_IND, _LDH_IND, _LDX_IMM = 0x28, 0x50, 0x48, 0x01
+    _AND, _LSH, _RSH, _ADD_K, _ADD_X, _TAX, _TXA = 0x54, 0x64, 0x74, 0x04, 0x0C, 0x07, 0x87
+    _JA, _JEQ, _JGT, _JSET, _RET_A = 0x05, 0x15, 0x25, 0x45, 0x16
+
+    def header_length_tail() -> bytes:
+        """cBPF computing the frame's header length into A; labels resolved to relative jumps."""
+        small = min(non_tcp_snap, snaplen)
+        # (label or None, code, k, jump-if-true label, jump-if-false label)
+        asm: list[tuple[str | None, int, int, str | None, str | None]] = [
+            (None, _LDX_IMM, 14, None, None),
+            (None, _LDH, 12, None, None),
+            (None, _JEQ, 0x8100, "vlan1", None),
+            (None, _JEQ, 0x88A8, "vlan1", "l3"),
+            ("vlan1", _LDX_IMM, 18, None, None),
+            (None, _LDH, 16, None, None),
+            (None, _JEQ, 0x8100, "vlan2", None),
+            (None, _JEQ, 0x88A8, "vlan2", "l3"),
+            ("vlan2", _LDX_IMM, 22, None, None),
+            (None, _LDH, 20, None, None),
+            ("l3", _JEQ, 0x0800, "ip4", None),
+            (None, _JEQ, 0x86DD, "ip6", "small"),
+            ("ip4", _LDB_IND, 9, None, None),
+            (None, _JEQ, 6, None, "small"),
+            (None, _LDH_IND, 6, None, None),
+            (None, _JSET, 0x1FFF, "small", None),  # a later fragment: no TCP header in it
+            (None, _LDB_IND, 0, None, None),
+            (None, _AND, 0x0F, None, None),
+            (None, _LSH, 2, None, None),
+            (None, _ADD_X, 0, None, None),
+            (None, _TAX, 0, None, None),
+            (None, _JA, 0, "tcp", None),
+            ("ip6", _LDB_IND, 6, None, None),
+            (None, _JEQ, 6, None, "small"),  # extension headers: IPv6 header only
+            (None, _TXA, 0, None, None),
+            (None, _ADD_K, 40, None, None),
+            (None, _TAX, 0, None, None),
+            ("tcp", _LDB_IND, 12, None, None),
+            (None, _RSH, 4, None, None),
+            (None, _LSH, 2, None, None),
+            (None, _ADD_X, 0, None, None),
+            (None, _ADD_K, extra, None, None),
+            (None, _JGT, snaplen, "snap", None),
+            (None, _RET_A, 0, None, None),
+            ("snap", BPF_RET_K, snaplen, None, None),
+            ("small", BPF_RET_K, small, None, None),
+        ]
+        where = {label: i for i, (label, *_rest) in enumerate(asm) if label}
+        out = bytearray()
+        for i, (_label, code, k, jt, jf) in enumerate(asm):
+            if code == _JA:
+                k, jt, jf = where[str(jt)] - (i + 1), None, None
+            t = where[jt] - (i + 1) if jt else 0
+            f = where[jf] - (i + 1) if jf else 0
+            out += struct.pack("=HBBI", code, t, f, k)
+        return bytes(out)
 
     prog = compile_filter(bpf, iface)
     insns = (ctypes.c_uint8 * (prog.bf_len * 8)).from_address(ctypes.addressof(prog.bf_insns.contents))
     raw = bytearray(insns)
-    for i in range(prog.bf_len):
+    n = prog.bf_len
+    whole = snaplen >= 65535
+    for i in range(n):
         code, jt, jf, k = struct.unpack_from("=HBBI", raw, i * 8)
-        if code == BPF_RET_K and k:
+        if code == BPF_RET_K and k and whole:
             struct.pack_into("=HBBI", raw, i * 8, code, jt, jf, snaplen)
-    buf = ctypes.create_string_buffer(bytes(raw), len(raw))
-    fprog = struct.pack("HL", prog.bf_len, ctypes.addressof(buf))
+        elif code == BPF_RET_K and k:
+            struct.pack_into("=HBBI", raw, i * 8, _JA, 0, 0, n - (i + 1))  # to the header-length tail
+    tail = b"" if whole else header_length_tail()
+    buf = ctypes.create_string_buffer(bytes(raw) + tail, len(raw) + len(tail))
+    fprog = struct.pack("HL", n + len(tail) // 8, ctypes.addressof(buf))
     return fprog, buf
 
 
