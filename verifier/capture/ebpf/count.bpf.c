@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: GPL-2.0
+// verify-path: count TCP frames on the watched ports per (interface, direction, 4-tuple) and per
+// second, in the kernel, without copying a frame to user space. Never alters traffic: the tc
+// programs always return TCX_NEXT ("continue"), the socket program returns 0 (keep nothing).
+//
+// Built at install time against vmlinux.h from the running kernel's BTF (the Debian headers for
+// this kernel do not exist, design.md section 6); see build.py.
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
+#define MAX_RANGES 8
+#define PACKET_OUTGOING 4
+#define FIRST_BYTES 16
+
+#define F_SYN 1       // a SYN without ACK went this way: the sender is the client
+#define F_SYNACK 2    // a SYN+ACK went this way: the sender is the server
+#define F_FIRST 4     // this CPU has offered the flow's first payload bytes already
+
+enum { DIR_RX = 0, DIR_TX = 1 };
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+enum { ST_FLOW_FULL, ST_BIN_FULL, ST_MAX };  // index into `stats`
+
+struct vp_config {
+	__u32 nranges;
+	__u16 lo[MAX_RANGES];
+	__u16 hi[MAX_RANGES];
+	__u64 t0_ns;  // CLOCK_MONOTONIC at start: bins count whole seconds from it
+};
+
+struct vp_flow_key {
+	__u32 ifindex;
+	__u8 dir;
+	__u8 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct vp_flow_val {
+	__u64 bytes;
+	__u64 packets;
+	__u64 payload;
+	__u64 flags;
+};
+
+// Bins per flow and second: user space sums them per interface and per connection, leaving out
+// connections whose server is outside the ranges (their orientation is known only there).
+struct vp_bin_key {
+	struct vp_flow_key flow;
+	__u64 second;
+};
+
+struct vp_first_val {
+	__u32 len;
+	__u8 data[FIRST_BYTES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vp_config);
+} vp_config SEC(".maps");
+
+// Per-CPU: no atomic operation on the hot path; user space adds the CPUs' values.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct vp_flow_key);
+	__type(value, struct vp_flow_val);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct vp_bin_key);
+	__type(value, __u64);
+} bins SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct vp_flow_key);
+	__type(value, struct vp_first_val);
+} firsts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ST_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+static __always_inline void bump(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline int watched(const struct vp_config *cfg, __u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < MAX_RANGES; i++) {
+		if (i < cfg->nranges && port >= cfg->lo[i] && port <= cfg->hi[i])
+			return 1;
+	}
+	return 0;
+}
+
+// How many frames a GSO super-packet leaves the device as. tc egress runs before the stack
+// segments for a device without TSO (validate_xmit_skb: TCP builds GSO packets whatever the
+// device offers), while tcpdump's tap sees the segments; count what the wire and tcpdump see.
+// Mirrors netif_skb_features() for the cases that occur: the TSO/TSO6 feature bit (masked by
+// vlan_features for a tagged packet) and gso_max_segs.
+static __always_inline __u32 egress_segments(struct __sk_buff *skb, __u32 segs, __u32 vlan, int v6)
+{
+	if (segs <= 1)
+		return 1;
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct net_device *dev = kskb->dev;
+	if (!dev)
+		return 1;
+	__u64 features = dev->features;
+	if (vlan)
+		features &= dev->vlan_features;
+	__u64 tso = 1ULL << (v6 ? NETIF_F_TSO6_BIT : NETIF_F_TSO_BIT);
+	if ((features & tso) && segs <= dev->gso_max_segs)
+		return 1;
+	return segs;
+}
+
+static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
+{
+	__u32 zero = 0;
+	struct vp_config *cfg = bpf_map_lookup_elem(&vp_config, &zero);
+	if (!cfg || !cfg->nranges)
+		return;
+	// Context fields are read once, up front: clang 14 otherwise merges two loads into one at a
+	// computed offset, which the verifier rejects ("dereference of modified ctx ptr").
+	__u32 len = skb->len;
+	__u32 vlan = skb->vlan_present;
+	__u32 gso_segs = skb->gso_segs;
+	__u32 ifindex = skb->ifindex;
+	asm volatile("" : "+r"(vlan), "+r"(gso_segs), "+r"(ifindex));
+	__u32 off = 14;
+	__u16 proto;
+	if (bpf_skb_load_bytes(skb, 12, &proto, 2))
+		return;
+	proto = bpf_ntohs(proto);
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
+			break;
+		if (bpf_skb_load_bytes(skb, off + 2, &proto, 2))
+			return;
+		proto = bpf_ntohs(proto);
+		off += 4;
+	}
+	struct vp_flow_key key;
+	__builtin_memset(&key, 0, sizeof(key));
+	__u32 ip_len, ihl;
+	if (proto == ETH_P_IP) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+			return;
+		ihl = ip.ihl * 4;
+		if (ip.version != 4 || ip.protocol != IPPROTO_TCP || ihl < 20)
+			return;
+		if (bpf_ntohs(ip.frag_off) & 0x1FFF)
+			return;  // a later fragment carries no TCP header
+		ip_len = bpf_ntohs(ip.tot_len);
+		key.family = 4;
+		__builtin_memcpy(key.saddr, &ip.saddr, 4);
+		__builtin_memcpy(key.daddr, &ip.daddr, 4);
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)))
+			return;
+		__u8 nexthdr = ip6.nexthdr;
+		ihl = 40;
+		// Hop-by-hop, routing and destination options headers are skipped, as frames.py does.
+#pragma unroll
+		for (int i = 0; i < 3; i++) {
+			if (nexthdr != 0 && nexthdr != 43 && nexthdr != 60)
+				break;
+			__u8 ext[2];
+			if (bpf_skb_load_bytes(skb, off + ihl, ext, 2))
+				return;
+			nexthdr = ext[0];
+			ihl += (ext[1] + 1) * 8;
+		}
+		if (nexthdr != IPPROTO_TCP)
+			return;
+		ip_len = bpf_ntohs(ip6.payload_len);
+		ip_len = ip_len ? ip_len + 40 : 0;
+		key.family = 6;
+		__builtin_memcpy(key.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(key.daddr, &ip6.daddr, 16);
+	} else {
+		return;
+	}
+	struct tcphdr tcp;
+	if (bpf_skb_load_bytes(skb, off + ihl, &tcp, sizeof(tcp)))
+		return;
+	key.sport = bpf_ntohs(tcp.source);
+	key.dport = bpf_ntohs(tcp.dest);
+	int s_in = watched(cfg, key.sport), d_in = watched(cfg, key.dport);
+	if (!s_in && !d_in)
+		return;
+	__u32 thl = tcp.doff * 4;
+	// The IP length fields are 0 under BIG TCP / GSO (design.md section 4): then the frame says.
+	__u32 l3 = len > off ? len - off : 0;
+	if (!ip_len || ip_len > l3)
+		ip_len = l3;
+	__u32 payload = ip_len > ihl + thl ? ip_len - ihl - thl : 0;
+	// An offloaded VLAN tag is not in the skb's data; libpcap re-inserts it and counts it in
+	// orig_len, so it is counted here too.
+	__u64 wire = len + (vlan ? 4 : 0);
+	__u64 frames = 1;
+	if (dir == DIR_TX && is_tc) {
+		frames = egress_segments(skb, gso_segs, vlan, key.family == 6);
+		// Each segment repeats the headers (and the offloaded tag, if any).
+		wire += (frames - 1) * (off + ihl + thl + (vlan ? 4 : 0));
+	}
+	__u64 flag = 0;
+	if (tcp.syn)
+		flag = tcp.ack ? F_SYNACK : F_SYN;
+	key.ifindex = ifindex;
+	key.dir = dir;
+
+	struct vp_flow_val *v = bpf_map_lookup_elem(&flows, &key);
+	if (!v) {
+		struct vp_flow_val init = {};
+		bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);  // fails if another CPU won: fine
+		v = bpf_map_lookup_elem(&flows, &key);
+		if (!v) {
+			bump(ST_FLOW_FULL);
+			return;
+		}
+	}
+	v->bytes += wire;
+	v->packets += frames;
+	v->payload += payload;
+	v->flags |= flag;
+	if (payload && !(v->flags & F_FIRST)) {
+		// Evidence of the stream's kind (streams.classify): its first payload bytes, once.
+		v->flags |= F_FIRST;
+		struct vp_first_val fv = {};
+		__u32 n = payload < FIRST_BYTES ? payload : FIRST_BYTES;
+		// Hide n's range from clang, then mask it into [1, 16]: the verifier needs a bounded size.
+		asm volatile("" : "+r"(n));
+		n = ((n - 1) & (FIRST_BYTES - 1)) + 1;
+		if (bpf_skb_load_bytes(skb, off + ihl + thl, fv.data, n) == 0) {
+			fv.len = n;
+			bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST);
+		}
+	}
+	struct vp_bin_key bk;
+	__builtin_memset(&bk, 0, sizeof(bk));  // the padding is part of the hash key
+	bk.flow = key;
+	__u64 now = bpf_ktime_get_ns();
+	bk.second = now > cfg->t0_ns ? (now - cfg->t0_ns) / 1000000000ULL : 0;
+	__u64 *b = bpf_map_lookup_elem(&bins, &bk);
+	if (b) {
+		*b += wire;
+	} else if (bpf_map_update_elem(&bins, &bk, &wire, BPF_NOEXIST)) {
+		b = bpf_map_lookup_elem(&bins, &bk);
+		if (b)
+			*b += wire;
+		else
+			bump(ST_BIN_FULL);
+	}
+}
+
+SEC("tc")
+int vp_ingress(struct __sk_buff *skb)
+{
+	count(skb, DIR_RX, 1);
+	return TCX_NEXT;
+}
+
+SEC("tc")
+int vp_egress(struct __sk_buff *skb)
+{
+	count(skb, DIR_TX, 1);
+	return TCX_NEXT;
+}
+
+// The same counting on a packet socket's tap, where tcpdump looks; 0 = keep nothing.
+SEC("socket")
+int vp_socket(struct __sk_buff *skb)
+{
+	count(skb, skb->pkt_type == PACKET_OUTGOING ? DIR_TX : DIR_RX, 0);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
