@@ -18,7 +18,9 @@ SAMPLES = REPO / "captures" / "samples"
 GOLDEN = REPO / "tests" / "data" / "sample-reports"
 # Keys added by later releases (issue "A true verdict on a busy host"): who owns each connection,
 # the flows that were not the migration's, and how the migration's own flows were found.
-ADDED = {"owner", "foreign", "attribution"}
+# Issue "Why is it slow": the diagnosis, the time series behind it, the forecast per link.
+# Issue "Trust at the edges": the command line and options a run was made with.
+ADDED = {"owner", "foreign", "attribution", "diagnosis", "timeline", "forecasts", "command", "options"}
 
 
 def assert_kept(old: Any, new: Any, where: str = "$") -> None:

@@ -61,6 +61,7 @@ class JobOptions:
     chart: Path | None = None
     round_trip: bool = False
     return_uri: str | None = None
+    command: tuple[str, ...] = ()  # the command line, recorded in the run
 
 
 def _quiet(_message: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from verifier import discover, expect, predict, prescribe, profiles, reconcile, runs, signals
@@ -34,6 +35,7 @@ from verifier.model import (
     Prediction,
     Reason,
     Report,
+    to_dict,
 )
 from verifier.reconcile import RunLabels
 from verifier.store import store_run
@@ -93,7 +95,9 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
         b.log(f"predicted path: {' -> '.join(plan.prediction.path) or 'unknown'}")
         run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
         req = MigrationRequest(opts.vm, opts.dest_uri, plan.prediction.migrate_uri, opts.bandwidth, opts.parallel)
-        labels = RunLabels(opts.vm, _source_name(hv, plan), opts.dest, time.time(), str(run_dir))
+        labels = RunLabels(
+            opts.vm, _source_name(hv, plan), opts.dest, time.time(), str(run_dir), "migrate", *_recorded(opts)
+        )
         outbound = _leg(opts, b, plan, hv, req, run_dir, Direction.OUTBOUND)
         back = None
         if opts.round_trip and outbound.migration.status == MigrationStatus.COMPLETED:
@@ -147,6 +151,16 @@ def _context(opts: JobOptions, prediction: Prediction | None, plan: Plan, b: Bac
     return prescribe.Context(plan.topology, opts.dest, opts.vm, opts.dest_uri or None, prediction, b.hosts)
 
 
+def _recorded(opts: JobOptions) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The command line and the options as run.json keeps them: a later compare must know that one
+    run had --bandwidth 20 and the other none."""
+    options = to_dict(replace(opts, command=()))
+    options.pop("command", None)
+    options["captures_dir"] = str(opts.captures_dir)
+    options["chart"] = str(opts.chart) if opts.chart else None
+    return opts.command, options
+
+
 def _source_name(hv: Hypervisor, plan: Plan) -> str:
     """The source as libvirt names it (the lab's node1), falling back to the discovered hostname."""
     try:
@@ -174,7 +188,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
         captured = capture.stop()
     migration = MigrationResult(MigrationStatus.NOT_RUN, migrate_uri=None, duration_s=captured.ended_at - started)
     leg = reconcile.decide(topology, captured, migration, None, opts.expectation, require_coverage=False)
-    labels = RunLabels(opts.vm, topology.hostname, opts.dest, started, str(run_dir), mode="watch")
+    labels = RunLabels(opts.vm, topology.hostname, opts.dest, started, str(run_dir), "watch", *_recorded(opts))
     report = reconcile.assemble_report(labels, plan, opts.expectation, leg, None)
     # No destination to route to in watch mode: findings keep their words, path fixes stay empty.
     return finish(report, prescribe.Context(topology, ""), opts.chart)

@@ -28,10 +28,12 @@ class Cli:
     def __init__(self, env: Mapping[str, str], out: TextIO, err: TextIO) -> None:
         self.env, self.out, self.err = env, out, err
         self.debug = False
+        self.argv: list[str] = []
 
     def dispatch(self, argv: list[str]) -> int:
         from verifier.cli import job
 
+        self.argv = list(argv)
         command = argv[0] if argv else ""
         if command == "lab":
             return self._lab(argv)
@@ -57,6 +59,7 @@ class Cli:
     def _parse(self, parser: Parser, argv: list[str]) -> argparse.Namespace:
         args = parser.parse_args(argv)
         self.debug = bool(getattr(args, "debug", False))
+        args.argv = ["verify-path", *self.argv]  # recorded in the run as it was typed
         return args
 
     def _parse_record(self, command: str, argv: list[str]) -> argparse.Namespace:

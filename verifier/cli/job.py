@@ -138,6 +138,7 @@ def options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions:
         chart=getattr(args, "chart", None),
         round_trip=getattr(args, "round_trip", False),
         return_uri=getattr(args, "return_uri", None),
+        command=tuple(getattr(args, "argv", ())),
     )
     if opts.migrate_uri:
         from verifier.predict import uri_host

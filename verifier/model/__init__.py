@@ -15,10 +15,11 @@ from verifier.model.diagnosis import (
     Timeline,
 )
 from verifier.model.enums import Attribution, Direction, MigrationStatus, Severity, Verdict
-from verifier.model.findings import Expectation, Facts, Finding, MemberPick, Plan, PolicyRule, Prediction, Reason
+from verifier.model.findings import Expectation, Facts, Finding, MemberPick, PolicyRule, Prediction, Reason
 from verifier.model.migration import JobProgress, MigrationRequest, MigrationResult
 from verifier.model.network import BondInfo, Interface, Topology
 from verifier.model.ownership import FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
+from verifier.model.plan import Plan
 from verifier.model.report import Coverage, InterfaceReport, KindCount, Leg, Report, StreamSummary
 from verifier.model.serial import INTERNAL, from_dict, to_dict
 

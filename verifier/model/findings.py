@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from verifier.model.enums import Severity
-from verifier.model.network import Topology
 from verifier.model.serial import INTERNAL
 
 
@@ -98,14 +97,3 @@ class Prediction:
     findings: tuple[Finding, ...] = ()  # what the prediction alone already shows (a slower link)
     rule: PolicyRule | None = field(default=None, metadata=INTERNAL)
     bond_picks: tuple[MemberPick, ...] = field(default=(), metadata=INTERNAL)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Everything decided before anything is captured or migrated (no live connection in here)."""
-
-    topology: Topology
-    watch: tuple[str, ...]
-    prediction: Prediction
-    ports: tuple[tuple[int, int], ...]
-    findings: tuple[Finding, ...] = ()

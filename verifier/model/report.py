@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from verifier.model.capture import Bin, Connection, ForeignFlow
+from verifier.model.diagnosis import Diagnosis, LinkForecast, Timeline
 from verifier.model.enums import Attribution, Direction, Verdict
 from verifier.model.findings import Expectation, Finding, Prediction
 from verifier.model.migration import MigrationResult
@@ -73,6 +75,8 @@ class Leg:
     expected_share: float | None = None
     foreign: tuple[ForeignFlow, ...] = ()
     attribution: Attribution = Attribution.PORT_RANGE
+    diagnosis: Diagnosis | None = None  # why it went as fast as it did
+    timeline: Timeline | None = None  # job statistics per poll, own flows' wire bytes per bin
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,8 @@ class Report:
     # Records written before ownership existed counted every connection on the ports.
     attribution: Attribution = Attribution.PORT_RANGE
     foreign: tuple[ForeignFlow, ...] = ()
+    diagnosis: Diagnosis | None = None
+    timeline: Timeline | None = None
+    forecasts: tuple[LinkForecast, ...] = ()  # what the pre-copy model said of each link beforehand
+    command: tuple[str, ...] = ()  # the command line that made the run
+    options: dict[str, Any] = field(default_factory=dict)  # the options it ran with (bandwidth, via, ...)

@@ -3,8 +3,9 @@ and every finding the prediction and the legs produced (fixes come later, from p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from verifier import __version__
 from verifier.expect import wanted_interfaces
@@ -24,6 +25,8 @@ class RunLabels:
     started_at: float
     run_dir: str | None = None
     mode: str = "migrate"  # migrate | watch | analyze
+    command: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def assemble_report(
@@ -64,4 +67,9 @@ def assemble_report(
         mode=labels.mode,
         attribution=leg.attribution,
         foreign=leg.foreign,
+        diagnosis=leg.diagnosis,
+        timeline=leg.timeline,
+        forecasts=plan.forecasts,
+        command=labels.command,
+        options=labels.options,
     )
