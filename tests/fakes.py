@@ -140,14 +140,22 @@ class RecordedHypervisor:
     def source_hostname(self) -> str:
         return "node1"
 
+    def memory_bytes(self, vm: str) -> int | None:
+        return 256 << 20  # the lab guest's <memory>
+
+    def dirty_rate(self, vm: str, seconds: int = 1) -> float | None:
+        return self.recording.get("dirty_rate_Bps")  # measured before the recorded migration, if it was
+
     def migrate(self, req: MigrationRequest, progress: ProgressFn) -> MigrationResult:
         self.migrations.append(req)
         started = time.time()
         polls = self.recording["polls"]
         last: dict[str, Any] = {}
+        samples: list[tuple[float, Any]] = []
         for i, poll in enumerate(polls, 1):
             stats = {k: v for k, v in poll.items() if k != "t"}
             progress(job_progress(stats))
+            samples.append((poll["t"], job_progress(stats)))
             last = stats
             if i == self.interrupt_after:
                 return MigrationResult(
@@ -183,6 +191,7 @@ class RecordedHypervisor:
             peak_bps=max(float(p.get("memory_bps", 0)) for p in polls) if polls else None,
             downtime_ms=done.get("downtime"),
             guest_location="destination",
+            samples=(*samples, (polls[-1]["t"] if polls else 0.0, job_progress(done))),
         )
 
 

@@ -32,6 +32,7 @@ def options(tmp: Path, **kw: object) -> JobOptions:
         dest_uri="qemu+tcp://node2/system",
         expectation=Expectation(("san0",)),
         captures_dir=tmp / "captures",
+        roles=(("ring1", "corosync ring0"),),  # what the lab's corosync.conf tells the live run
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -62,8 +63,18 @@ def test_default_path_takes_the_lan_and_fails_with_the_migration_host_fix(tmp_pa
     assert 'migration_host = "node2-san" and migration_address = "198.18.0.12"' in wrong.fix
     assert "--migrateuri tcp://198.18.0.12" in wrong.fix
     assert hv.migrations[0].migrate_uri is None and hv.closed  # libvirt's default; connection closed
+    # Why it took as long as it did: the shaped 1 Gbit/s LAN was full (100 ms bins of the stream).
+    d = report.diagnosis
+    assert d is not None and d.bottleneck == "link-bound" and d.converged
+    assert d.link_rate_bps == 1_000_000_000 and d.wire_rate_bps is not None
+    assert 0.90 <= d.wire_rate_bps / d.link_rate_bps <= 1.0
+    assert d.transfer_rate_bps and abs(d.wire_rate_bps / d.transfer_rate_bps - 1) < 0.05  # libvirt agrees
+    (slow,) = [f for f in report.findings if f.code == "bottleneck-link"]
+    assert "--via san0" in slow.fix and "ring1" not in slow.fix
     on_disk = stored(report.run_dir)
     assert on_disk["verdict"] == "fail" and on_disk["observed_interface"] == "br0"
+    assert on_disk["diagnosis"]["class"] == "link-bound"  # type: ignore[index]
+    assert len(on_disk["timeline"]["samples"]) == 11  # type: ignore[index]  # 10 polls + the completed job
     assert done.stored.chart is not None and done.stored.chart.exists()
 
 

@@ -179,6 +179,7 @@ def _restricted(capture: CaptureResult, mine: tuple[Connection, ...]) -> Capture
                 payload_tx=own.payload_tx,
                 payload_rx=own.payload_rx,
                 bins=own.bins,
+                fine_bins=own.fine_bins,
                 other_bytes=total.other_bytes + rest,
             )
         )
@@ -187,7 +188,10 @@ def _restricted(capture: CaptureResult, mine: tuple[Connection, ...]) -> Capture
 
 def _sum(name: str, parts: list[InterfaceCount]) -> InterfaceCount:
     bins: dict[int, list[int]] = {}
+    fine: dict[int, int] = {}
     for p in parts:
+        for tenth, n in p.fine_bins:
+            fine[tenth] = fine.get(tenth, 0) + n
         for b in p.bins:
             acc = bins.setdefault(b.second, [0, 0])
             acc[0] += b.bytes_tx
@@ -201,4 +205,5 @@ def _sum(name: str, parts: list[InterfaceCount]) -> InterfaceCount:
         payload_tx=sum(p.payload_tx for p in parts),
         payload_rx=sum(p.payload_rx for p in parts),
         bins=tuple(Bin(s, tx, rx) for s, (tx, rx) in sorted(bins.items())),
+        fine_bins=tuple(sorted(fine.items())),
     )

@@ -62,6 +62,10 @@ class JobOptions:
     round_trip: bool = False
     return_uri: str | None = None
     command: tuple[str, ...] = ()  # the command line, recorded in the run
+    timeout: float | None = None  # seconds; then the job is aborted and the guest stays put
+    auto_converge: bool = False
+    postcopy: bool = False
+    max_downtime: int | None = None  # ms
 
 
 def _quiet(_message: str) -> None:

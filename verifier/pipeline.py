@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from verifier import discover, expect, predict, prescribe, profiles, reconcile, runs, signals
+from verifier import diagnose, discover, expect, predict, prescribe, profiles, reconcile, runs, signals
 from verifier.attribute import attribute
 from verifier.errors import EnvironmentProblem, UsageError
 from verifier.hypervisor import Hypervisor
@@ -28,6 +28,7 @@ from verifier.model import (
     Direction,
     Expectation,
     Leg,
+    LinkForecast,
     MigrationRequest,
     MigrationResult,
     MigrationStatus,
@@ -63,9 +64,21 @@ def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor, live: bool = False) 
     plan = predict.make_plan(
         topology, watch, ports, target, b.routes, opts.dest, opts.expectation, hosts=b.hosts, resolver=b.resolver
     )
+    plan = replace(plan, forecasts=forecasts(opts, b, hv, plan))
     ctx = _context(opts, plan.prediction, plan, b)
     prediction = replace(plan.prediction, findings=prescribe.attach(plan.prediction.findings, ctx))
     return replace(plan, prediction=prediction, findings=prescribe.attach(plan.findings, ctx))
+
+
+def forecasts(opts: JobOptions, b: Backends, hv: Hypervisor, plan: Plan) -> tuple[LinkForecast, ...]:
+    """Before migrating: the guest's dirty rate (QEMU measures it), and per link that reaches the
+    destination whether a pre-copy migration would converge there, and how long it would take."""
+    memory = hv.memory_bytes(opts.vm)
+    dirty = hv.dirty_rate(opts.vm) if memory else None
+    if not memory or dirty is None:
+        return ()
+    links = diagnose.candidate_links(plan.topology, plan.prediction.path, opts.dest, b.hosts)
+    return diagnose.forecast(memory, dirty, links)
 
 
 def _refuse_unresolved(target: predict.MigrationTarget, address: str | None) -> None:
@@ -94,7 +107,17 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
         plan = plan_job(opts, b, hv, live=True)
         b.log(f"predicted path: {' -> '.join(plan.prediction.path) or 'unknown'}")
         run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
-        req = MigrationRequest(opts.vm, opts.dest_uri, plan.prediction.migrate_uri, opts.bandwidth, opts.parallel)
+        req = MigrationRequest(
+            opts.vm,
+            opts.dest_uri,
+            plan.prediction.migrate_uri,
+            opts.bandwidth,
+            opts.parallel,
+            opts.timeout,
+            opts.auto_converge,
+            opts.postcopy,
+            opts.max_downtime,
+        )
         labels = RunLabels(
             opts.vm, _source_name(hv, plan), opts.dest, time.time(), str(run_dir), "migrate", *_recorded(opts)
         )
@@ -133,6 +156,8 @@ def _leg(
     prediction = plan.prediction if way == Direction.OUTBOUND else None
     leg = reconcile.decide(plan.topology, own.capture, migration, prediction, expectation, way, totals=captured)
     leg = replace(leg, foreign=own.foreign, attribution=own.attribution, findings=leg.findings + own.findings)
+    if way == Direction.OUTBOUND:
+        leg = diagnose.diagnose_leg(leg, own.capture, plan, opts.vm, opts.bandwidth, opts.parallel)
     if way != Direction.OUTBOUND or not any((i := plan.topology.get(n)) and i.bond for n in leg.observed_path):
         return leg
     # Only a bond's layer2 hashes need the next hop's MAC: ask the kernel only then.

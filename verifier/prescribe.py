@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from verifier.diagnose import fixes as diagnosis_fixes
 from verifier.model import Facts, Finding, Prediction, Report, Topology
 from verifier.predict import dest_on_link, link_subnets
 from verifier.resolve import HOSTS
@@ -175,6 +176,9 @@ FIXES: dict[str, Prescription] = {
         "migration link (--via / migration_host)"
     ),
 }
+
+
+FIXES.update(diagnosis_fixes.FIXES)  # bottleneck-link/cap/sender, not-converging: verifier.diagnose
 
 
 def attach(findings: tuple[Finding, ...], ctx: Context) -> tuple[Finding, ...]:

@@ -51,6 +51,9 @@ class _Flow(_Iface):
     so that a verdict can be built from the migration's own connections alone."""
 
     ways: list[int] = field(default_factory=lambda: [0, 0, 0])  # [to_server, to_client, packets]
+    # Bytes per 100 ms, both ways: a migration over san0 lasts about a second, and its rate is
+    # only measurable in finer bins than the report's per-second ones.
+    fine: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,6 +112,8 @@ class Counter:
                         ways[2] += 1
                         self._count(f_stats, outgoing, ts, orig_len, payload)
                         self._count(f_per, outgoing, ts, orig_len, payload)
+                        tenth = int((ts - self.t0) * 10) if ts >= self.t0 else 0
+                        f_per.fine[tenth] = f_per.fine.get(tenth, 0) + orig_len
                         return
         seg = decode(data, orig_len, linktype)
         if seg is None:
@@ -150,6 +155,8 @@ class Counter:
             conn.first[way] = got + bytes(data[seg.payload_offset : seg.payload_offset + take])
         self._count(stats, outgoing, ts, orig_len, seg.payload_len)
         self._count(per, outgoing, ts, orig_len, seg.payload_len)
+        tenth = int((ts - self.t0) * 10) if ts >= self.t0 else 0
+        per.fine[tenth] = per.fine.get(tenth, 0) + orig_len
 
     def _count(self, stats: _Iface, outgoing: bool, ts: float, orig_len: int, payload: int) -> None:
         second = int(ts - self.t0) if ts >= self.t0 else 0
@@ -256,6 +263,7 @@ class Counter:
 
 
 def _counts(name: str, s: _Iface) -> InterfaceCount:
+    fine = tuple(sorted(s.fine.items())) if isinstance(s, _Flow) else ()
     return InterfaceCount(
         name=name,
         bytes_tx=s.bytes_tx,
@@ -265,4 +273,5 @@ def _counts(name: str, s: _Iface) -> InterfaceCount:
         payload_tx=s.payload_tx,
         payload_rx=s.payload_rx,
         bins=tuple(Bin(sec, v[0], v[1]) for sec, v in sorted(s.bins.items())),
+        fine_bins=fine,
     )

@@ -58,6 +58,22 @@ def job_parser(env: Mapping[str, str]) -> Parser:
         metavar="URI",
         help="libvirt URI of this host as the destination sees it, for --round-trip (default: --connect)",
     )
+    p.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        metavar="S",
+        help="abort the migration after S seconds (the guest stays on the source; the run and its diagnosis are kept)",
+    )
+    p.add_argument(
+        "--auto-converge", action="store_true", help="let QEMU throttle the guest's vCPUs until the migration converges"
+    )
+    p.add_argument(
+        "--postcopy",
+        action="store_true",
+        help="switch to post-copy after the first pass. RISK: if the network fails during post-copy the guest "
+        "is lost (its memory is split between the two hosts)",
+    )
+    p.add_argument("--max-downtime", type=positive_int, metavar="MS", help="the longest pause QEMU may take to finish")
     p.add_argument("--dry-run", action="store_true", help="predict only: no migration, no capture")
     add_capture(p)
     add_expectation(p)
@@ -139,6 +155,10 @@ def options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions:
         round_trip=getattr(args, "round_trip", False),
         return_uri=getattr(args, "return_uri", None),
         command=tuple(getattr(args, "argv", ())),
+        timeout=getattr(args, "timeout", None),
+        auto_converge=getattr(args, "auto_converge", False),
+        postcopy=getattr(args, "postcopy", False),
+        max_downtime=getattr(args, "max_downtime", None),
     )
     if opts.migrate_uri:
         from verifier.predict import uri_host

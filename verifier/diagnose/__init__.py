@@ -9,12 +9,16 @@ job statistics and capture bins in, model values out.
 from verifier.diagnose.classify import cap_in_effect, diagnose, link_rate_bps, wire_rate
 from verifier.diagnose.convergence import forecast, precopy, summary, usable_Bps
 from verifier.diagnose.fixes import CODES, FIXES, findings
+from verifier.diagnose.leg import diagnose_leg
+from verifier.diagnose.links import candidate_links
 
 __all__ = [
     "CODES",
     "FIXES",
+    "candidate_links",
     "cap_in_effect",
     "diagnose",
+    "diagnose_leg",
     "findings",
     "forecast",
     "link_rate_bps",

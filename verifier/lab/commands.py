@@ -40,6 +40,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"define and start vm01..vmN on node1, each with its own data (1-{spec.GUESTS_MAX}, default 1)",
     )
     p_up.add_argument(
+        "--dirty",
+        type=int,
+        default=0,
+        metavar="MIB",
+        help="boot each guest into a program that keeps rewriting MIB mebibytes (default: an idle guest)",
+    )
+    p_up.add_argument(
+        "--dirty-rate",
+        type=int,
+        default=0,
+        metavar="MBPS",
+        help="cap that rewriting at MBPS MiB/s (default: as fast as it can)",
+    )
+    p_up.add_argument(
         "--migration-host",
         action="append",
         default=[],
@@ -74,6 +88,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             guest_data_mib=args.guest_data,
             migration_hosts=tuple(_pair(v) for v in args.migration_host),
             guests=args.guests,
+            dirty_mib=args.dirty,
+            dirty_rate=args.dirty_rate,
         )
         control.up(options, progress=progress)
         return 0

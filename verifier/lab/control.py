@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.errors import EnvironmentProblem, UsageError
-from verifier.lab import daemon, guest, network, spec
+from verifier.lab import daemon, dirty, guest, network, spec
 from verifier.lab.system import netns_list, netns_pids, require_netns, require_root, require_tools
 from verifier.runs import write_json
 
@@ -33,6 +33,8 @@ class LabOptions:
     guest_data_mib: int = spec.DEFAULT_GUEST_DATA_MIB
     migration_hosts: tuple[tuple[str, str], ...] = ()  # (node, host)
     guests: int = 1  # vm01..vmNN, all started on node1
+    dirty_mib: int = 0  # > 0: the guests boot a program that keeps rewriting this many MiB
+    dirty_rate: int = 0  # MiB/s cap on that rewriting; 0: as fast as it can
 
     @property
     def guest_names(self) -> tuple[str, ...]:
@@ -76,6 +78,9 @@ def validate(options: LabOptions) -> None:
             f"--guests must be 1..{spec.GUESTS_MAX}, got {options.guests}",
             hint="each guest is a 256 MiB TCG QEMU; a few are enough to make a host busy",
         )
+    if options.dirty_mib:
+        dirty.check_layout(options.dirty_mib, spec.GUEST_MEMORY_MIB, options.guest_data_mib)
+        dirty.kernel_cmdline(options.dirty_mib, options.dirty_rate or None)  # a bad rate is a usage error now
     if not 0 <= options.guest_data_mib <= spec.GUEST_DATA_MAX_MIB:
         raise UsageError(
             f"--guest-data must be 0..{spec.GUEST_DATA_MAX_MIB} MiB, got {options.guest_data_mib}",
@@ -159,8 +164,18 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
         progress(f"waiting for libvirtd on {node}")
         daemon.wait_ready(node, state_dir, state["pids"][node])
     progress(f"defining and starting {', '.join(options.guest_names)} on node1")
+    os_xml = None
+    if options.dirty_mib:
+        # One kernel for every node: the destination QEMU restarts the guest with the same -kernel path.
+        kernel = dirty.build(state_dir)
+        os_xml = dirty.os_xml(kernel, options.dirty_mib, options.dirty_rate or None)
+        progress(
+            f"guests rewrite {options.dirty_mib} MiB"
+            + (f" at {options.dirty_rate} MiB/s" if options.dirty_rate else "")
+        )
     for name in options.guest_names:
-        guest.define_and_start(spec.socket_uri("node1", state_dir), guest.domain_xml(name, data_files[name]))
+        xml = guest.domain_xml(name, data_files[name], os_xml)
+        guest.define_and_start(spec.socket_uri("node1", state_dir), xml)
     state["phase"] = "up"
     _write_state(state_dir, state)
     progress("lab is up: " + ", ".join(f"{n} {spec.libvirt_uri(n)}" for n in spec.NODES))

@@ -27,7 +27,12 @@ def write_data_file(path: Path, mib: int) -> None:
     path.chmod(0o600)
 
 
-def domain_xml(name: str, data_file: Path | None) -> str:
+IDLE_OS = "<os><type arch='x86_64' machine='pc'>hvm</type></os>"  # boots nothing: an idle guest
+
+
+def domain_xml(name: str, data_file: Path | None, os_xml: str | None = None) -> str:
+    """The lab guest: no disk, no NIC; random data at 64 MiB; OS_XML (the dirtying program's
+    <os> element, lab/dirty.py) boots a kernel instead of nothing."""
     loader = ""
     if data_file is not None:
         arg = f"loader,file={data_file},addr={spec.GUEST_DATA_ADDR:#x},force-raw=on"
@@ -42,7 +47,7 @@ def domain_xml(name: str, data_file: Path | None) -> str:
         f"  <name>{name}</name>\n"
         f"  <memory unit='MiB'>{spec.GUEST_MEMORY_MIB}</memory>\n"
         "  <vcpu>1</vcpu>\n"
-        "  <os><type arch='x86_64' machine='pc'>hvm</type></os>\n"
+        f"  {os_xml or IDLE_OS}\n"
         "  <on_crash>destroy</on_crash>\n"
         "  <devices>\n"
         "    <emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
@@ -54,15 +59,9 @@ def domain_xml(name: str, data_file: Path | None) -> str:
 
 
 def define_and_start(uri: str, xml: str) -> None:
-    import libvirt
+    from verifier.hypervisor import domains  # libvirt only through the hypervisor stage
 
-    conn = libvirt.open(uri)
-    try:
-        dom = conn.defineXML(xml)
-        if not dom.isActive():
-            dom.create()
-    finally:
-        conn.close()
+    domains.define_and_start(uri, xml)
 
 
 def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
@@ -73,35 +72,6 @@ def locate(uris: dict[str, str], name: str = spec.GUEST) -> dict[str, str]:
 def locate_all(uris: dict[str, str], names: tuple[str, ...], others: bool = True) -> dict[str, dict[str, str]]:
     """Map guest -> {node -> state} for NAMES (an empty map where no node knows one), plus,
     with OTHERS, any further domain the nodes know, so `lab status` hides nothing."""
-    import libvirt
+    from verifier.hypervisor import domains
 
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # absent domains are expected here
-    states = {
-        libvirt.VIR_DOMAIN_RUNNING: "running",
-        libvirt.VIR_DOMAIN_PAUSED: "paused",
-        libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
-        libvirt.VIR_DOMAIN_SHUTDOWN: "shutting down",
-        libvirt.VIR_DOMAIN_CRASHED: "crashed",
-    }
-    found: dict[str, dict[str, str]] = {name: {} for name in names}
-    for node, uri in uris.items():
-        try:
-            conn = libvirt.open(uri)
-        except libvirt.libvirtError:
-            for where in found.values():
-                where[node] = "unreachable"
-            continue
-        try:
-            for dom in conn.listAllDomains():
-                if not (others or dom.name() in found):
-                    continue
-                try:
-                    state = dom.state()[0]
-                except libvirt.libvirtError:
-                    continue  # gone since the listing (migrated away, undefined)
-                found.setdefault(dom.name(), {})[node] = states.get(state, "other")
-        except libvirt.libvirtError:
-            pass  # the daemon went away mid-listing: report what was seen
-        finally:
-            conn.close()
-    return dict(sorted(found.items()))
+    return domains.states(uris, names, others)

@@ -30,6 +30,9 @@ class InterfaceCount:
     other_bytes: int = 0  # matched the filter but not a migration connection
     counter_tx: int | None = None  # the interface's own byte counters over the capture (sysfs)
     counter_rx: int | None = None
+    # (tenth of a second since the capture started, bytes both ways): kept per connection, for the
+    # diagnosis of short migrations; not stored in the run.
+    fine_bins: tuple[tuple[int, int], ...] = field(default=(), metadata=INTERNAL)
 
     @property
     def packets(self) -> int:

@@ -6,9 +6,10 @@ libvirt's job statistics are a dict of optional keys; `hypervisor.py` turns them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from verifier.model.enums import MigrationStatus
+from verifier.model.serial import INTERNAL
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,10 @@ class MigrationRequest:
     migrate_uri: str | None = None
     bandwidth_mib: int | None = None
     parallel: int | None = None
+    timeout_s: float | None = None  # abort after this long: the guest stays on the source
+    auto_converge: bool = False  # VIR_MIGRATE_AUTO_CONVERGE: QEMU throttles the guest's vCPUs
+    postcopy: bool = False  # VIR_MIGRATE_POSTCOPY, switched to post-copy after the first pass
+    max_downtime_ms: int | None = None  # virDomainMigrateSetMaxDowntime
 
 
 @dataclass(frozen=True)
@@ -60,3 +65,7 @@ class MigrationResult:
     peak_bps: float | None = None
     downtime_ms: int | None = None
     guest_location: str | None = None
+    # Every poll of the job statistics (seconds since the job started), the completed job's last:
+    # the run stores them as its timeline.
+    samples: tuple[tuple[float, JobProgress], ...] = field(default=(), metadata=INTERNAL)
+    max_speed_mib: int | None = field(default=None, metadata=INTERNAL)  # libvirt's max speed (migrate-setspeed)
