@@ -20,7 +20,12 @@ GOLDEN = REPO / "tests" / "data" / "sample-reports"
 # the flows that were not the migration's, and how the migration's own flows were found.
 # Issue "Why is it slow": the diagnosis, the time series behind it, the forecast per link.
 # Issue "Trust at the edges": the command line and options a run was made with.
-ADDED = {"owner", "foreign", "attribution", "diagnosis", "timeline", "forecasts", "command", "options"}
+# Issue "One throughput figure that means one thing": `figures` (wire rate, job duration, libvirt's
+# rate, each with its unit in its name), derived from the run, in the report and its return leg.
+ADDED = {
+    *("owner", "foreign", "attribution", "diagnosis", "timeline", "forecasts", "command", "options", "migrations"),
+    "figures",
+}
 
 
 def assert_kept(old: Any, new: Any, where: str = "$") -> None:

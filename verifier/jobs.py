@@ -12,7 +12,7 @@ from typing import Protocol
 
 from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
-from verifier.model import CaptureResult, Expectation, JobProgress, Ownership, Report, Topology
+from verifier.model import CaptureResult, Expectation, JobProgress, OwnedFlow, Ownership, Report, Topology
 from verifier.resolve import HOSTS, Resolver, resolve
 from verifier.routing import RouteLookup
 from verifier.store import Stored
@@ -39,6 +39,17 @@ class OwnerSampler(Protocol):
 
 
 OwnersFactory = Callable[[str, PortRanges], OwnerSampler]  # (vm, watched ports) -> sampler
+
+
+class DomainsSampler(Protocol):
+    """For watch: every QEMU's flows on the ports, whatever its guest (owners.domains)."""
+
+    problem: str | None
+
+    def start(self) -> None: ...
+    def stop(self) -> tuple[OwnedFlow, ...]: ...
+
+
 Log = Callable[[str], None]
 
 
@@ -84,6 +95,7 @@ class Backends:
     capture: CaptureFactory
     dest_config: DestConfigReader
     owners: OwnersFactory | None = None  # None: no ownership, counting falls back (and says so)
+    domains: Callable[[PortRanges], DomainsSampler] | None = None  # watch: every guest's flows
     hosts: Path = HOSTS  # the hosts file whose names predict and prescribe quote
     resolver: Resolver = resolve  # how QEMU will resolve a name here
     log: Log = _quiet

@@ -38,6 +38,7 @@ from verifier.model import (
     Report,
     to_dict,
 )
+from verifier.owners.domains import all_qemu, by_domain
 from verifier.reconcile import RunLabels
 from verifier.store import store_run
 
@@ -204,17 +205,28 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     plan = Plan(topology, watch, prediction, ports)
     run_dir = runs.create(opts.captures_dir, opts.vm or "watch", opts.dest or "any")
     capture = b.capture(list(watch), ports, run_dir)
+    sampler = b.domains(ports) if b.domains else None
     started = time.time()
     capture.start()
+    if sampler:
+        sampler.start()
     b.log(f"watching {', '.join(watch)} on ports {profiles.ports_text(ports)}")
     try:
         _wait(capture, duration, until_idle)
     finally:
         captured = capture.stop()
+        flows = sampler.stop() if sampler else ()
     migration = MigrationResult(MigrationStatus.NOT_RUN, migrate_uri=None, duration_s=captured.ended_at - started)
-    leg = reconcile.decide(topology, captured, migration, None, opts.expectation, require_coverage=False)
+    seen = reconcile.per_domain(topology, captured, by_domain(flows), opts.expectation, migration)
+    own = attribute(captured, all_qemu(flows, sampler.problem) if sampler else None)
+    leg = reconcile.decide(
+        topology, own.capture, migration, None, opts.expectation, require_coverage=False, totals=captured
+    )
+    leg = replace(leg, foreign=own.foreign, attribution=own.attribution, findings=leg.findings + own.findings)
+    if seen:
+        leg = replace(leg, verdict=reconcile.worst([leg.verdict, *(m.verdict for m in seen)]))
     labels = RunLabels(opts.vm, topology.hostname, opts.dest, started, str(run_dir), "watch", *_recorded(opts))
-    report = reconcile.assemble_report(labels, plan, opts.expectation, leg, None)
+    report = replace(reconcile.assemble_report(labels, plan, opts.expectation, leg, None), migrations=seen)
     # No destination to route to in watch mode: findings keep their words, path fixes stay empty.
     return finish(report, prescribe.Context(topology, ""), opts.chart)
 

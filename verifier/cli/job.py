@@ -25,7 +25,7 @@ from verifier.cli.parser import (
     split_list,
 )
 from verifier.errors import UsageError, exit_code_for
-from verifier.jobs import Backends, JobOptions, OwnersFactory
+from verifier.jobs import Backends, DomainsSampler, JobOptions, OwnersFactory
 
 if TYPE_CHECKING:
     from verifier.render.progress import ProgressPrinter
@@ -33,9 +33,11 @@ if TYPE_CHECKING:
 OTHER_COMMANDS = """other commands:
   verify-path predict VM DEST ...   the path and its reasons, without migrating
   verify-path watch ...             capture a migration started elsewhere
+  verify-path probe NODE DEST ...   migrate a throwaway guest from this host to DEST and verify it
   verify-path report RUN ...        re-render a stored run (text, markdown, html, json, junit)
   verify-path compare RUN_A RUN_B   compare two stored runs
   verify-path runs                  list stored runs
+  verify-path matrix RUN_DIR...     every pair of hosts: which link, from many runs (the playbook's)
   verify-path analyze PCAP...       count pcaps made by tcpdump/tshark, store them as a run
   verify-path bond-hash ...         which bond member the kernel's transmit hash picks for a flow
   verify-path lab ...               the two-node test lab (up, down, status, exec, load)"""
@@ -199,9 +201,16 @@ def backends(args: argparse.Namespace, err: TextIO) -> tuple[ProgressPrinter, Ba
         capture=capture,
         dest_config=destconf.first_of(qemuconf.read, destconf.read_local),
         owners=owner_sampler(os.environ),
+        domains=domains_sampler,
         log=printer.log,
         progress=printer,
     )
+
+
+def domains_sampler(ports: profiles.PortRanges) -> DomainsSampler:
+    from verifier.owners.domains import DomainsSampler as Sampler
+
+    return Sampler(ports)
 
 
 def owner_sampler(env: Mapping[str, str]) -> OwnersFactory:

@@ -20,7 +20,7 @@ from verifier.model.migration import JobProgress, MigrationRequest, MigrationRes
 from verifier.model.network import BondInfo, Interface, Topology
 from verifier.model.ownership import FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
 from verifier.model.plan import Plan
-from verifier.model.report import Coverage, InterfaceReport, KindCount, Leg, Report, StreamSummary
+from verifier.model.report import Coverage, InterfaceReport, KindCount, Leg, MigrationSeen, Report, StreamSummary
 from verifier.model.serial import INTERNAL, from_dict, to_dict
 
 SCHEMA_VERSION = 1
@@ -54,6 +54,7 @@ __all__ = [
     "MemberPick",
     "MigrationRequest",
     "MigrationResult",
+    "MigrationSeen",
     "MigrationStatus",
     "OwnedFlow",
     "Ownership",

@@ -80,6 +80,21 @@ class Leg:
 
 
 @dataclass(frozen=True)
+class MigrationSeen:
+    """One migration `watch` saw, told apart from the others by the QEMU that owned its flows."""
+
+    domain: str
+    direction: str  # outbound (this host's QEMU sent it) | inbound (an incoming QEMU received it)
+    verdict: Verdict
+    observed_interface: str | None
+    observed_path: tuple[str, ...]
+    bytes: int  # its own payload, both ways, counted once per L3 group
+    connections: int
+    expected_share: float | None = None
+    coverage: float | None = None  # against libvirt's data_processed, when the job stats were reachable
+
+
+@dataclass(frozen=True)
 class Report:
     schema_version: int
     tool_version: str
@@ -107,5 +122,6 @@ class Report:
     diagnosis: Diagnosis | None = None
     timeline: Timeline | None = None
     forecasts: tuple[LinkForecast, ...] = ()  # what the pre-copy model said of each link beforehand
+    migrations: tuple[MigrationSeen, ...] = ()  # watch: every migration in the window, on its own
     command: tuple[str, ...] = ()  # the command line that made the run
     options: dict[str, Any] = field(default_factory=dict)  # the options it ran with (bandwidth, via, ...)

@@ -3,6 +3,7 @@ findings (verdict), the shares behind them (shares), what the connections' kinds
 bond members after capture (bonds), and the run's report (report)."""
 
 from verifier.reconcile.bonds import bond_findings
+from verifier.reconcile.migrations import per_domain, worst
 from verifier.reconcile.report import RunLabels, assemble_report
 from verifier.reconcile.shares import expected_share, interface_reports, observed_path
 from verifier.reconcile.streams import cleartext_findings, stream_findings, stream_summary
@@ -31,6 +32,8 @@ __all__ = [
     "impossible_counts",
     "interface_reports",
     "observed_path",
+    "per_domain",
     "stream_findings",
     "stream_summary",
+    "worst",
 ]

@@ -1,0 +1,90 @@
+"""For `watch`: every QEMU's connections on the migration ports, whichever guest it runs, so that
+each migration seen during the window is reported on its own (Pacemaker moves several at once).
+
+Each sample lists the sockets on the watched ports (kernel-filtered sock_diag) and looks up the
+owner of any inode not seen before with one walk over /proc; a QEMU owner names its guest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from verifier import sockdiag
+from verifier.model import OwnedFlow, Ownership
+from verifier.owners.processes import PROC, PortRanges, Process, ProcessIndex
+from verifier.sockdiag import TcpSocket
+
+
+class DomainsSampler:
+    def __init__(
+        self,
+        ports: PortRanges,
+        list_sockets: Callable[[PortRanges | None], Sequence[TcpSocket]] = sockdiag.tcp_sockets,
+        proc: Path = PROC,
+        interval: float = 0.05,
+    ) -> None:
+        self._ports = tuple(ports)
+        self._list = list_sockets
+        self._proc = proc
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._known: dict[int, Process | None] = {}
+        self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
+        self.problem: str | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="owners-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> tuple[OwnedFlow, ...]:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        self._sample()
+        return tuple(self._flows.values())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def _sample(self) -> None:
+        try:
+            sockets = self._list(self._ports)
+            index: ProcessIndex | None = None
+            for s in sockets:
+                key = (s.local, s.local_port, s.remote, s.remote_port)
+                if s.state == "LISTEN" or key in self._flows or not s.inode:
+                    continue
+                if s.inode not in self._known:
+                    index = index or ProcessIndex(self._proc)  # one /proc walk per sample, at most
+                    self._known[s.inode] = index.process(s.inode)
+                p = self._known[s.inode]
+                role = "migration" if p is not None and p.guest is not None else "foreign"
+                owner = p.owner if p is not None else "unknown"
+                self._flows[key] = OwnedFlow(
+                    s.local, s.local_port, s.remote, s.remote_port, s.state, s.inode, p.pid if p else None, owner, role
+                )
+        except Exception as exc:  # the thread boundary: a lost sampler must not fail silently
+            self.problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
+
+
+def by_domain(flows: tuple[OwnedFlow, ...]) -> dict[str, Ownership]:
+    """One Ownership per guest whose QEMU held a connection: its flows, and everyone else's."""
+    guests = sorted({f.owner[len("qemu (") : -1] for f in flows if f.role == "migration"})
+    out = {}
+    for guest in guests:
+        owner = f"qemu ({guest})"
+        mine = tuple(f for f in flows if f.owner == owner)
+        pid = mine[0].pid if mine else None
+        out[guest] = Ownership(pid, owner, mine, tuple(f for f in flows if f.owner != owner), None, 0)
+    return out
+
+
+def all_qemu(flows: tuple[OwnedFlow, ...], problem: str | None) -> Ownership:
+    """Every QEMU's flows as the migration's, the rest foreign: the watch window as a whole."""
+    mine = tuple(f for f in flows if f.role == "migration")
+    return Ownership(None, "qemu", mine, tuple(f for f in flows if f.role != "migration"), problem, 0)

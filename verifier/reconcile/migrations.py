@@ -1,0 +1,57 @@
+"""`watch`: each migration in the window on its own. The connections each guest's QEMU owned make
+one leg each (its own path, bytes, verdict against --expect); the window's verdict is the worst."""
+
+from __future__ import annotations
+
+from verifier.attribute import attribute
+from verifier.errors import exit_code_for
+from verifier.model import (
+    CaptureResult,
+    Expectation,
+    MigrationResult,
+    MigrationSeen,
+    MigrationStatus,
+    Ownership,
+    Topology,
+    Verdict,
+)
+from verifier.reconcile.verdict import decide
+
+
+def per_domain(
+    topology: Topology,
+    captured: CaptureResult,
+    owners: dict[str, Ownership],
+    expectation: Expectation,
+    migration: MigrationResult,
+) -> tuple[MigrationSeen, ...]:
+    out = []
+    for guest, ownership in sorted(owners.items()):
+        own = attribute(captured, ownership, guest)
+        if not own.capture.connections:
+            continue  # its QEMU held a socket on the ports that carried nothing (a listener's peer)
+        leg = decide(topology, own.capture, migration, None, expectation, require_coverage=False, totals=captured)
+        # An incoming QEMU listens on the migration port: its end of the connection is the server.
+        inbound = any(in_ports(f.local_port, captured.ports) for f in ownership.flows)
+        out.append(
+            MigrationSeen(
+                domain=guest,
+                direction="inbound" if inbound else "outbound",
+                verdict=leg.verdict,
+                observed_interface=leg.observed_interface,
+                observed_path=leg.observed_path,
+                bytes=leg.coverage.payload_bytes,
+                connections=len(own.capture.connections),
+                expected_share=leg.expected_share,
+            )
+        )
+    return tuple(out)
+
+
+def in_ports(port: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= port <= hi for lo, hi in ranges)
+
+
+def worst(verdicts: list[Verdict]) -> Verdict:
+    """The verdict whose exit code is the highest: an inconclusive window outranks a wrong path."""
+    return max(verdicts, key=lambda v: exit_code_for(v, MigrationStatus.COMPLETED))
