@@ -6,6 +6,7 @@ Shared by test_formats, test_runs_records, test_compare and test_notebook. No la
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,12 +67,18 @@ SAN_PREDICTION = Prediction(
 )
 
 
-def _bins(total: int, seconds: int) -> tuple[Bin, ...]:
-    per = total // seconds
-    return tuple(Bin(s, per, per // 40) for s in range(seconds))
+def _bins(total: int, seconds: float) -> tuple[Bin, ...]:
+    """TOTAL bytes at a steady rate for SECONDS: full one-second bins, a partial last one (so a
+    run of 2.5 s has three bins and a wire rate of TOTAL / 2.5 per second)."""
+    rate = total / seconds
+    out = []
+    for s in range(math.ceil(seconds)):
+        n = round(rate * min(1.0, seconds - s))
+        out.append(Bin(s, n, n // 40))
+    return tuple(out)
 
 
-def _capture(seconds: int, **payload: int) -> CaptureResult:
+def _capture(seconds: float, **payload: int) -> CaptureResult:
     counts = tuple(
         InterfaceCount(
             name,
@@ -84,7 +91,7 @@ def _capture(seconds: int, **payload: int) -> CaptureResult:
         )
         for name, p in payload.items()
     )
-    return CaptureResult(counts, (), ((49152, 49215),), T0, T0 + seconds, 128, "tcp")
+    return CaptureResult(counts, (), ((49152, 49215),), T0, T0 + math.ceil(seconds), 128, "tcp")
 
 
 def _report(
@@ -108,7 +115,7 @@ def _report(
         started_at=started,
         downtime_ms=42,
     )
-    leg = reconcile.decide(TOPO, _capture(max(1, int(duration)), **payload), migration, prediction, expectation)
+    leg = reconcile.decide(TOPO, _capture(duration, **payload), migration, prediction, expectation)
     # The fix text is not what these samples are about: a recognisable one in the verify-path words.
     leg = replace(
         leg,
@@ -125,12 +132,13 @@ def _report(
     )
     back = None
     if with_return:
+        # The return leg is checked against the same --expect as the outbound one.
         back = reconcile.decide(
             TOPO,
-            _capture(max(1, int(duration)), san0=payload.get("san0", 0) or processed),
+            _capture(duration, san0=payload.get("san0", 0) or processed),
             replace(migration, migrate_uri="tcp://198.18.0.11"),
             None,
-            Expectation(),
+            expectation,
             "return",
         )
     return Report(
@@ -226,3 +234,13 @@ def stored(report: Report, captures_dir: Path, chart: bool = True) -> Path:
     if chart:
         charts.render(report, run_dir / "chart.png")
     return run_dir
+
+
+def watched(started: float = T0 + 21600) -> Report:
+    """`verify-path watch` on node1 with no VM or destination named: empty labels."""
+    return replace(observed(started), vm="", destination="", mode="watch")
+
+
+def analyzed(started: float = T0 + 25200) -> Report:
+    """`verify-path analyze` without --vm/--dest: analyze's placeholder labels."""
+    return replace(observed(started), vm="analyze", source="offline", destination="pcap", mode="analyze")

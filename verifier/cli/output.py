@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TextIO
 
 from verifier.errors import exit_code_for
 from verifier.jobs import Finished
-from verifier.model import Report, to_dict
+from verifier.model import Report
 
 
 def report_json(report: Report) -> str:
-    return json.dumps(to_dict(report), indent=2) + "\n"
+    """The report as --json prints it: the same document as `report --format json` (figures too)."""
+    from verifier.render.formats import report_json as render_json
+
+    return render_json(report)
 
 
 def write_finished(finished: Finished, as_json: bool, chart: Path | None, out: TextIO) -> int:

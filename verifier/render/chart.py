@@ -1,58 +1,143 @@
-"""Charts with matplotlib's Agg backend: throughput per interface over time, bytes per interface.
+"""Charts with matplotlib's Agg backend: throughput per interface over time against each link's
+capacity and any cap, the wire rate, passes over memory and memory remaining, bytes per chain.
 
-PNG or SVG, as PATH's suffix says (matplotlib's savefig picks the format from it). `render_compare`
-puts two runs side by side.
+PNG or SVG, as PATH's suffix says (matplotlib's savefig picks the format from it). The numbers are
+verifier.render.chartdata's (tested without pixels); the title says the verdict and the bottleneck
+at a glance. `render_compare` puts two runs side by side.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
-from verifier.model import Report
+from verifier.figures import figures
+from verifier.model import Leg, Report
+from verifier.render import chartdata
+from verifier.render.words import headline, leg_headline, subject
+
+COLOURS = {"expected": "tab:green", "path": "tab:blue", "other": "tab:gray"}
+LEVEL_STYLE = {"link": ("tab:gray", ":"), "path-link": ("tab:purple", "-."), "cap": ("tab:red", "--")}
 
 
-def render(report: Report, path: Path) -> Path:
+def title(report: Report) -> str:
+    """The verdict headline, and the bottleneck class when the run was diagnosed."""
+    lines = textwrap.wrap(headline(report), 110)
+    d = report.diagnosis
+    fig = figures(report)
+    rate = ""
+    if fig.wire_rate_bps is not None:
+        rate = f"wire rate {'at least ' if fig.wire_rate_lower_bound else ''}{fig.wire_rate_bps / 1e6:.0f} Mbit/s"
+    lines.append(" \u00b7 ".join(p for p in (f"bottleneck: {d.bottleneck}" if d else "", rate) if p))
+    return "\n".join(line for line in lines if line)
+
+
+def figure(report: Report) -> Any:
+    """The run chart as a matplotlib Figure: one row for the run, one more for a return leg."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [2, 1]})
-    expected = set(report.expected.interfaces)
-    shown = [r for r in report.interfaces if r.bins]
-    # A dense timeline from the first armed second: idle seconds are zeros, not gaps.
-    span = max((b.second for r in shown for b in r.bins), default=0) + 2
-    for r in shown:
-        ys = [0.0] * span
-        for b in r.bins:
-            ys[b.second] = (b.bytes_tx + b.bytes_rx) * 8 / 1e6
-        style = "-" if r.master is None else ":"
-        width = 2.5 if r.name in expected else 1.5
-        label = r.name + (f" ({r.role})" if r.role else "") + (" [expected]" if r.name in expected else "")
-        ax_t.step(range(span), ys, style, where="post", linewidth=width, label=label)
-    ax_t.set_xlabel("seconds since capture start")
-    ax_t.set_ylabel("Mbit/s on the migration ports")
-    ax_t.set_title("throughput per interface")
-    if shown:
-        ax_t.legend(fontsize=8)
-    ax_t.grid(alpha=0.3)
-
-    names = [r.name + (f"\n{r.role}" if r.role else "") for r in report.interfaces]
-    values = [(r.bytes_tx + r.bytes_rx) / 1e6 for r in report.interfaces]
-    colours = [
-        "tab:green" if r.name in expected else ("tab:blue" if r.name in report.observed_path else "tab:gray")
-        for r in report.interfaces
-    ]
-    ax_b.bar(names, values, color=colours)
-    ax_b.set_ylabel("MB captured (tx + rx)")
-    ax_b.set_title("bytes per interface")
-    ax_b.tick_params(axis="x", labelsize=8)
-    fig.suptitle(
-        f"{report.vm}: {report.source} -> {report.destination}, verdict {report.verdict.upper()}"
-        f" via {' -> '.join(report.observed_path) or 'nothing seen'}"
+    legs: list[tuple[Report | Leg, str]] = [(report, "throughput per interface")]
+    if report.return_leg is not None:
+        legs.append((report.return_leg, "return leg: " + leg_headline(report.return_leg, report.expected)))
+    fig, axes = plt.subplots(
+        len(legs), 2, figsize=(13, 4.8 * len(legs)), gridspec_kw={"width_ratios": [2.2, 1]}, squeeze=False
     )
-    return _save(fig, path)
+    for (run, name), (ax_t, ax_b) in zip(legs, axes, strict=True):
+        _throughput(ax_t, report, run, name)
+        _totals(ax_b, report, run)
+    fig.suptitle(title(report))
+    return fig
+
+
+def render(report: Report, path: Path) -> Path:
+    return _save(figure(report), path)
+
+
+def _throughput(ax: Any, report: Report, run: Report | Leg, name: str) -> None:
+    expected = report.expected.interfaces
+    drawn = chartdata.series(run, expected)
+    for s in drawn:
+        colour = COLOURS["expected"] if s.expected else (COLOURS["path"] if s.on_path else None)
+        ax.step(
+            s.xs,
+            s.mbit,
+            ":" if s.member else "-",
+            where="post",
+            linewidth=2.5 if s.expected or s.on_path else 1.2,
+            color=colour,
+            label=s.label,
+        )
+    levels = chartdata.levels(report, run, drawn)
+    # A 10 Gbit/s line over a 400 Mbit/s stream would flatten the stream to the axis: lines far
+    # above everything else are named at the top edge instead of stretching the scale.
+    near = [lv.mbit for lv in levels if lv.kind != "link"] + [y for s in drawn for y in s.mbit]
+    top = max([1.0, *near]) * 1.25
+    above = [lv for lv in levels if lv.kind == "link" and lv.mbit > 3 * max([1.0, *near])]
+    for level in levels:
+        if level in above:
+            continue
+        if level.kind == "wire":
+            ax.hlines(level.mbit, level.start, level.end, colors="black", linestyles="--", label=level.label)
+        else:
+            colour, style = LEVEL_STYLE[level.kind]
+            ax.axhline(level.mbit, color=colour, linestyle=style, linewidth=1.2, label=level.label)
+    tl = run.timeline if run.timeline is not None and run.timeline.wire_bins else None
+    for t, n in chartdata.iterations(tl):
+        ax.axvline(t, color="tab:orange", alpha=0.5, linewidth=1)
+        ax.annotate(f" pass {n}", (t, 0.02), xycoords=("data", "axes fraction"), fontsize=7, va="bottom", rotation=90)
+    left = min([0.0, *(x for s in drawn for x in s.xs[:1])])
+    ax.set_xlim(left=left)
+    # Never a negative axis (an empty run): zero at the bottom, room above the highest line.
+    ax.set_ylim(bottom=0, top=max([top, *(lv.mbit * 1.1 for lv in levels if lv not in above)]))
+    for n, level in enumerate(above):
+        ax.annotate(
+            f"\u2191 {level.label} (above the scale)",
+            (0.01, 0.98 - 0.06 * n),
+            xycoords="axes fraction",
+            fontsize=7,
+            va="top",
+            color="tab:gray",
+        )
+    ax.set_xlabel("seconds since the job started" if tl else "seconds since capture start")
+    ax.set_ylabel("Mbit/s (1 s bins)")
+    ax.set_title(textwrap.shorten(name, 90), fontsize=10)
+    ax.grid(alpha=0.3)
+    left_over = chartdata.remaining(tl)
+    if left_over:
+        ax_m = ax.twinx()
+        ax_m.fill_between(
+            [t for t, _ in left_over], [m for _, m in left_over], color="tab:gray", alpha=0.15, step="post"
+        )
+        ax_m.set_ylabel("memory remaining (MB)", color="tab:gray")
+        ax_m.set_ylim(bottom=0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper right")
+
+
+def _totals(ax: Any, report: Report, run: Report | Leg) -> None:
+    from verifier.render.units import human_bytes
+
+    bars = chartdata.totals(run, report.expected.interfaces)
+    names = [b[0] + ("\n[expected]" if b[2] == "expected" else "") for b in bars]
+    drawn = ax.bar(names, [b[1] for b in bars], color=[COLOURS[b[2]] for b in bars])
+    for bar, (_, mb, _role) in zip(drawn, bars, strict=True):
+        ax.annotate(
+            human_bytes(mb * 1e6), (bar.get_x() + bar.get_width() / 2, mb), ha="center", va="bottom", fontsize=7
+        )
+    ax.set_ylabel("MB captured (tx + rx), each chain once")
+    ax.set_ylim(bottom=0, top=max([1.0, *(b[1] * 1.12 for b in bars)]))
+    fig = figures(run)
+    rate = (
+        f", wire rate {'≥ ' if fig.wire_rate_lower_bound else ''}{fig.wire_rate_bps / 1e6:.0f} Mbit/s"
+        if fig.wire_rate_bps
+        else ""
+    )
+    ax.set_title(f"bytes per interface{rate}", fontsize=10)
+    ax.tick_params(axis="x", labelsize=8)
 
 
 def _pair(a: str, b: str) -> str:
@@ -60,8 +145,9 @@ def _pair(a: str, b: str) -> str:
 
 
 def _timeline(report: Report) -> list[float]:
-    """Mbit/s per second on the observed interface, idle seconds as zeros."""
-    r = next((i for i in report.interfaces if i.name == report.observed_interface), None)
+    """Mbit/s per second on the observed path's L3 interface (the wire rate's), idle seconds as zeros."""
+    name = report.observed_path[0] if report.observed_path else report.observed_interface
+    r = next((i for i in report.interfaces if i.name == name), None)
     if r is None or not r.bins:
         return []
     ys = [0.0] * (max(b.second for b in r.bins) + 2)
@@ -107,9 +193,17 @@ def render_compare(a: Report, b: Report, path: Path) -> Path:
     for report, run, colour in ((a, "A", "tab:blue"), (b, "B", "tab:orange")):
         ys = _timeline(report)
         if ys:
-            ax_t.step(range(len(ys)), ys, "-", where="post", color=colour, label=f"{run}: {report.observed_interface}")
+            fig_r = figures(report)
+            rate = ""
+            if fig_r.wire_rate_bps is not None:
+                bound = "at least " if fig_r.wire_rate_lower_bound else ""
+                rate = f", wire rate {bound}{fig_r.wire_rate_bps / 1e6:.0f} Mbit/s"
+            ax_t.step(
+                range(len(ys)), ys, "-", where="post", color=colour, label=f"{run}: {report.observed_interface}{rate}"
+            )
     ax_t.set_xlabel("seconds since capture start")
-    ax_t.set_ylabel("Mbit/s on the observed interface")
+    ax_t.set_ylabel("Mbit/s on the observed interface (1 s bins)")
+    ax_t.set_ylim(bottom=0, top=max(1.0, ax_t.get_ylim()[1]))
     ax_t.set_title("throughput over time")
     if ax_t.get_legend_handles_labels()[0]:
         ax_t.legend(fontsize=8)
@@ -119,8 +213,7 @@ def render_compare(a: Report, b: Report, path: Path) -> Path:
         return " -> ".join(r.observed_path) or "nothing seen"
 
     fig.suptitle(
-        f"{_pair(a.vm, b.vm)}: {_pair(a.source, b.source)} -> {_pair(a.destination, b.destination)}\n"
-        f"A {a.verdict.upper()} via {via(a)}   vs   B {b.verdict.upper()} via {via(b)}"
+        f"{_pair(subject(a), subject(b))}\nA {a.verdict.upper()} via {via(a)}   vs   B {b.verdict.upper()} via {via(b)}"
     )
     return _save(fig, path)
 

@@ -11,7 +11,9 @@ import enum
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from verifier.figures import figures
 from verifier.model import Report, to_dict
 from verifier.render import html, junit, markdown, text
 
@@ -31,8 +33,22 @@ def _text(report: Report, _run_dir: Path | None) -> str:
     return text.render(report)
 
 
+def report_dict(report: Report) -> dict[str, Any]:
+    """The report's JSON: run.json's keys, then `figures` (verifier.figures: the wire rate, the job
+    duration and libvirt's rate, each with its unit in its name), and the return leg's own."""
+    data: dict[str, Any] = to_dict(report)
+    data["figures"] = figures(report).to_dict()
+    if report.return_leg is not None and isinstance(data.get("return_leg"), dict):
+        data["return_leg"]["figures"] = figures(report.return_leg).to_dict()
+    return data
+
+
+def report_json(report: Report) -> str:
+    return json.dumps(report_dict(report), indent=2) + "\n"
+
+
 def _json(report: Report, _run_dir: Path | None) -> str:
-    return json.dumps(to_dict(report), indent=2) + "\n"
+    return report_json(report)
 
 
 def _junit(report: Report, _run_dir: Path | None) -> str:

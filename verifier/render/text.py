@@ -1,29 +1,56 @@
-"""The terminal summary: verdict line first, then the per-interface table, the path, findings."""
+"""The terminal summary: verdict line first, then the figures, the per-interface table, the path,
+the diagnosis and the findings.
+
+Prose (reasons, findings, fixes, evidence) wraps at the terminal's width, so a 400-character fix
+reads on an 80-column terminal; the tables keep their columns (a wrapped row reads as nothing).
+"""
 
 from __future__ import annotations
 
+import shutil
+import textwrap
 from typing import Any
 
 from verifier.model import SCHEMA_VERSION, Expectation, InterfaceReport, Leg, Plan, Report, to_dict
 from verifier.profiles import ports_text
-from verifier.render.units import human_bytes, mbit
+from verifier.render.units import human_bytes
+from verifier.render.words import (
+    VERDICT_WORDS,
+    cap_text,
+    diagnosis_lines,
+    headline,
+    leg_headline,
+    path_text,
+    run_figure_lines,
+    streams_text,
+)
 
-VERDICT_WORDS = {
-    "pass": "PASS",
-    "fail": "FAIL",
-    "inconclusive": "INCONCLUSIVE",
-    "observed": "OBSERVED",
-}
+__all__ = ["VERDICT_WORDS", "render", "render_prediction", "table", "verdict_line"]
+
+MIN_WIDTH = 40  # below this, wrapping helps no one: lines break after every word
+
+
+def terminal_width() -> int:
+    """The terminal's width (COLUMNS first, 80 when not a terminal), never under MIN_WIDTH."""
+    return max(MIN_WIDTH, shutil.get_terminal_size((80, 24)).columns)
+
+
+def wrap(text: str, width: int, indent: str = "", hang: str | None = None) -> list[str]:
+    """TEXT wrapped at WIDTH; continuation lines indented by HANG (INDENT + 4 spaces by default).
+    Words are never broken: a long path or an option stays whole, even past the width."""
+    lines = textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=indent,
+        subsequent_indent=indent + "    " if hang is None else hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    return lines or [indent.rstrip()]
 
 
 def verdict_line(report: Report) -> str:
-    word = VERDICT_WORDS.get(report.verdict, report.verdict.upper())
-    path = " -> ".join(report.observed_path) or "nothing seen"
-    head = f"{word}: {report.vm} {report.source} -> {report.destination} took {path}"
-    if report.expected_share is not None:
-        want = ", ".join(report.expected.interfaces + report.expected.networks)
-        head += f"; {report.expected_share:.1%} on expected {want}"
-    return head
+    return headline(report)
 
 
 def table(interfaces: tuple[InterfaceReport, ...]) -> list[str]:
@@ -40,18 +67,17 @@ def table(interfaces: tuple[InterfaceReport, ...]) -> list[str]:
     return rows
 
 
-def leg_lines(leg: Leg, title: str) -> list[str]:
+def leg_lines(leg: Leg, title: str, expected: Expectation, width: int) -> list[str]:
+    """A leg checked against the run's --expect, with its own figures and table."""
     m = leg.migration
-    lines = [f"{title}: {' -> '.join(leg.observed_path) or 'nothing seen'} ({leg.verdict})"]
+    lines = wrap(f"{title}: {leg_headline(leg, expected)}", width)
     if m.duration_s:
-        rate = f", {mbit(m.data_processed / m.duration_s)}" if m.data_processed else ""
-        lines.append(
-            f"  migration {m.status} in {m.duration_s:.1f} s, data_processed "
-            f"{human_bytes(m.data_processed or 0)}{rate}, uri {m.migrate_uri or '(libvirt default)'}"
-        )
+        lines += wrap(f"migration {m.status}, uri {m.migrate_uri or '(libvirt default)'}", width, "  ")
+    for line in run_figure_lines(leg):
+        lines += wrap(line, width, "  ")
     cov = leg.coverage
     if cov.ratio is not None:
-        lines.append(f"  coverage {cov.ratio:.1%} of data_processed{'' if cov.ok else ' - ' + cov.reason}")
+        lines += wrap(f"coverage {cov.ratio:.1%} of data_processed{'' if cov.ok else ' - ' + cov.reason}", width, "  ")
     lines += table(leg.interfaces)
     return lines
 
@@ -63,39 +89,62 @@ ATTRIBUTION_WORDS = {
 }
 
 
-def foreign_lines(report: Report) -> list[str]:
-    """How the migration's own flows were found, and the other traffic on its ports (not counted)."""
+def foreign_text(report: Report) -> tuple[str | None, list[str]]:
+    """(how the migration's own flows were found, the other flows on its ports as sentences)."""
     if report.mode == "analyze" and report.attribution == "port-range" and not report.foreign:
+        return None, []
+    flows = []
+    for f in report.foreign:
+        owner = f"{f.owner} pid {f.pid}" if f.pid else f.owner or "no local process"
+        flows.append(
+            f"{f.client}:{f.client_port} -> {f.server}:{f.server_port} on {', '.join(f.interfaces)}: "
+            f"{human_bytes(f.bytes)} ({owner})"
+        )
+    return ATTRIBUTION_WORDS.get(report.attribution, report.attribution), flows
+
+
+def foreign_lines(report: Report, width: int = 10_000) -> list[str]:
+    """How the migration's own flows were found, and the other traffic on its ports (not counted)."""
+    counted, flows = foreign_text(report)
+    if counted is None:
         return []
-    lines = ["", f"counted: {ATTRIBUTION_WORDS.get(report.attribution, report.attribution)}"]
-    if report.foreign:
+    lines = [""] + wrap(f"counted: {counted}", width)
+    if flows:
         lines.append("other traffic on the migration ports (not counted in the verdict):")
-        for f in report.foreign:
-            owner = f"{f.owner} pid {f.pid}" if f.pid else f.owner or "no local process"
-            lines.append(
-                f"  {f.client}:{f.client_port} -> {f.server}:{f.server_port} on {', '.join(f.interfaces)}: "
-                f"{human_bytes(f.bytes)} ({owner})"
-            )
+        for flow in flows:
+            lines += wrap(flow, width, "  ")
     return lines
 
 
-def render(report: Report) -> str:
-    lines = [verdict_line(report), ""]
+def _migration(report: Report, width: int) -> list[str]:
     m = report.migration
+    lines = []
     if report.mode == "migrate":
-        lines.append(
-            f"migration: {m.status}"
-            + (f" in {m.duration_s:.1f} s" if m.duration_s else "")
-            + f", uri {m.migrate_uri or '(libvirt default: the destination hands out its address)'}"
-        )
-        if m.data_processed is not None:
-            rate = f" ({mbit(m.data_processed / m.duration_s)})" if m.duration_s else ""
-            lines.append(f"data_processed: {human_bytes(m.data_processed)}{rate}")
+        uri = m.migrate_uri or "(libvirt default: the destination hands out its address)"
+        lines += wrap(f"migration: {m.status}, uri {uri}", width)
+    else:
+        lines += wrap(f"{report.mode}: " + (f"{m.duration_s:.1f} s watched" if m.duration_s else "no job here"), width)
+    lines += [x for line in run_figure_lines(report) for x in wrap(line, width)]
+    streams = streams_text(report)
+    if streams:
+        lines += wrap(f"streams: {streams}", width)
+    cap = cap_text(report)
+    if cap:
+        lines += wrap(f"bandwidth cap: {cap}", width)
     cov = report.coverage
     if cov.ratio is not None:
-        lines.append(
-            f"coverage: {cov.ratio:.1%} of data_processed seen as TCP payload" + ("" if cov.ok else f" - {cov.reason}")
+        lines += wrap(
+            f"coverage: {cov.ratio:.1%} of data_processed seen as TCP payload" + ("" if cov.ok else f" - {cov.reason}"),
+            width,
         )
+    return lines
+
+
+def render(report: Report, width: int | None = None) -> str:
+    """The report for a terminal WIDTH columns wide (the terminal's own width by default)."""
+    width = width or terminal_width()
+    lines = [*wrap(verdict_line(report), width), ""]
+    lines += _migration(report, width)
     lines.append("")
     lines += table(report.interfaces)
     lines.append("")
@@ -103,25 +152,27 @@ def render(report: Report) -> str:
     lines.append("path explanation:")
     for reason in pred.reasons:
         ev = f"  [{reason.evidence}]" if reason.evidence else ""
-        lines.append(f"  {reason.step}: {reason.detail}{ev}")
+        lines += wrap(f"{reason.step}: {reason.detail}{ev}", width, "  ")
     if pred.interface:
-        lines.append(
-            f"  predicted: {' -> '.join(pred.path)}; observed: {' -> '.join(report.observed_path) or 'nothing'}"
-        )
-    lines += foreign_lines(report)
+        lines += wrap(f"predicted: {path_text(pred.path)}; observed: {path_text(report.observed_path)}", width, "  ")
+    diagnosis = diagnosis_lines(report)
+    if diagnosis:
+        lines += ["", *wrap(diagnosis[0], width)]
+        lines += [x for ev in diagnosis[1:] for x in wrap(ev, width, "  - ", "    ")]
+    lines += foreign_lines(report, width)
     if report.return_leg:
         lines.append("")
-        lines += leg_lines(report.return_leg, "return leg (received here)")
+        lines += leg_lines(report.return_leg, "return leg (received here)", report.expected, width)
     if report.findings:
         lines.append("")
         lines.append("findings:")
         for f in report.findings:
-            lines.append(f"  [{f.severity}] {f.code}: {f.message}")
+            lines += wrap(f"[{f.severity}] {f.code}: {f.message}", width, "  ")
             if f.fix:
-                lines.append(f"      fix: {f.fix}")
+                lines += wrap(f"fix: {f.fix}", width, "      ", "        ")
     if report.run_dir:
         lines.append("")
-        lines.append(f"run stored in {report.run_dir}")
+        lines += wrap(f"run stored in {report.run_dir}", width)
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +201,7 @@ def prediction_dict(vm: str, dest: str, expectation: Expectation, plan: Plan, ve
             if (i := topo.get(n))
         ],
         "findings": to_dict(plan.findings),
+        "forecasts": to_dict(plan.forecasts),
     }
 
 
@@ -175,6 +227,9 @@ def render_prediction(vm: str, dest: str, plan: Plan, verdict: str) -> str:
         lines.append(f"  {name:<10} {i.kind:<8} {i.role or '-':<16} {speed:<14} {addrs}")
     ports = ports_text(plan.ports)
     lines.append(f"  ports: {ports}")
+    if plan.forecasts:
+        lines += ["", "convergence forecast (the guest's measured dirty rate, pre-copy model):"]
+        lines += [f"  {f.text}" for f in plan.forecasts]
     if plan.findings:
         lines += ["", "findings:"]
         for f in plan.findings:
