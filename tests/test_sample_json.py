@@ -22,9 +22,11 @@ GOLDEN = REPO / "tests" / "data" / "sample-reports"
 # Issue "Trust at the edges": the command line and options a run was made with.
 # Issue "One throughput figure that means one thing": `figures` (wire rate, job duration, libvirt's
 # rate, each with its unit in its name), derived from the run, in the report and its return leg.
+# Issue "Count in the kernel": `capture` says which engine counted and what the pcaps hold.
 ADDED = {
     *("owner", "foreign", "attribution", "diagnosis", "timeline", "forecasts", "command", "options", "migrations"),
     "figures",
+    "capture",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from verifier import prescribe
@@ -179,7 +180,7 @@ def run_offline(
     the result as a run."""
     from verifier import pipeline, reconcile, runs
 
-    captured = count_files(files, ports, local)
+    captured = replace(count_files(files, ports, local), engine="pcap", pcaps="the input files")
     # A pcapng naming several interfaces yields counts under its own names, not the file's.
     names = [i.name for i in captured.interfaces] or [name for _path, name in files]
     topology = offline_topology(names, masters or {})

@@ -20,6 +20,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +96,16 @@ class LiveCapture:
         snaplen: int = DEFAULT_SNAPLEN,
         rcvbuf: int = DEFAULT_RCVBUF,
         socket_factory: Callable[[str, str], Any] = open_scapy_socket,
+        sample: int = 0,
+        note: str = "",
     ) -> None:
         self.interfaces = interfaces
         self.ports = ports
         self.out_dir = out_dir
         self.snaplen = snaplen
         self.keep_payload = snaplen >= FULL_SNAPLEN  # --keep-payload: whole frames, on purpose
+        self.sample = sample  # > 0: evidence only, one TCP frame in SAMPLE (another engine counts)
+        self.note = note  # why this engine counts, for the report
         self.ring_bytes = rcvbuf
         self.bpf = bpf_filter(ports)
         self._factory = socket_factory
@@ -131,7 +136,7 @@ class LiveCapture:
                 # scapy compiled and attached the filter; re-attach it truncating to the snap length.
                 # Headers plus the stream's first bytes reach the counter; the pcap gets headers only.
                 extra = 0 if self.keep_payload else FIRST_PAYLOAD_BYTES
-                fprog, keep = truncating_filter(self.bpf, name, self.snaplen, extra)
+                fprog, keep = truncating_filter(self.bpf, name, self.snaplen, extra, self.sample)
                 sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
                 del keep
                 ring = Ring(sock, self.ring_bytes)
@@ -169,7 +174,7 @@ class LiveCapture:
         self._close()
         if self._error:
             raise EnvironmentProblem(f"capture failed: {self._error}")
-        return self.counter.result(
+        result = self.counter.result(
             drops=self._drops,
             kernel_packets=self._kpackets,
             pcaps={n: str(w.path) for n, w in self._writers.items()},
@@ -179,6 +184,8 @@ class LiveCapture:
             counters=deltas,
             problems=tuple(f"pcap incomplete: {err}" for err in self._pcap_errors.values()),
         )
+        pcaps = "none" if self.out_dir is None else "sampled" if self.sample else "every frame"
+        return replace(result, engine="ring", pcaps=pcaps, engine_note=self.note)
 
     def _loop(self) -> None:
         poller = select.poll()

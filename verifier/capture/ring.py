@@ -32,7 +32,7 @@ SLL_PKTTYPE = 48 + 10  # sockaddr_ll follows the 48-byte header; sll_pkttype at 
 PACKET_OUTGOING = 4
 
 
-def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0) -> tuple[bytes, Any]:
+def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0, sample: int = 0) -> tuple[bytes, Any]:
     """scapy compiles BPF; return a sock_fprog that keeps headers only (keep the buffer alive).
 
     "Headers only" means no byte past the TCP header (a migration stream carries guest RAM in
@@ -43,6 +43,9 @@ def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0) -> tup
     EXTRA payload bytes past the TCP header reach the socket (the first bytes of a stream tell its
     kind); they stay in memory: the pcap writer stores headers only (frames.header_length).
     Offloaded VLAN tags are not in the socket's data, so they are not counted here either.
+    SAMPLE > 0 keeps, of the TCP frames, those with SYN, FIN or RST and one in SAMPLE of the rest
+    (the kernel's per-frame random number): evidence pcaps whose cost does not grow with the
+    stream, while another engine counts everything.
     """
     from scapy.arch.common import compile_filter
 
@@ -51,6 +54,8 @@ def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0) -> tup
     _LDH, _LDB_IND, _LDH_IND, _LDX_IMM = 0x28, 0x50, 0x48, 0x01
     _AND, _LSH, _RSH, _ADD_K, _ADD_X, _TAX, _TXA = 0x54, 0x64, 0x74, 0x04, 0x0C, 0x07, 0x87
     _JA, _JEQ, _JGT, _JSET, _RET_A = 0x05, 0x15, 0x25, 0x45, 0x16
+    _LD_RANDOM, _MOD_K = 0x20, 0x94  # ld [SKF_AD_OFF + SKF_AD_RANDOM]; A %= k
+    skf_ad_random = (0xFFFFF000 + 56) & 0xFFFFFFFF
 
     def header_length_tail() -> bytes:
         """cBPF computing the frame's header length into A; labels resolved to relative jumps."""
@@ -84,7 +89,19 @@ def truncating_filter(bpf: str, iface: str, snaplen: int, extra: int = 0) -> tup
             (None, _TXA, 0, None, None),
             (None, _ADD_K, 40, None, None),
             (None, _TAX, 0, None, None),
-            ("tcp", _LDB_IND, 12, None, None),
+            *(
+                [
+                    ("tcp", _LDB_IND, 13, None, None),  # TCP flags
+                    (None, _JSET, 0x07, "tcplen", None),  # FIN, SYN or RST: always kept
+                    (None, _LD_RANDOM, skf_ad_random, None, None),
+                    (None, _MOD_K, sample, None, None),
+                    (None, _JEQ, 0, "tcplen", "drop"),
+                    ("drop", BPF_RET_K, 0, None, None),
+                    ("tcplen", _LDB_IND, 12, None, None),
+                ]
+                if sample
+                else [("tcp", _LDB_IND, 12, None, None)]
+            ),
             (None, _RSH, 4, None, None),
             (None, _LSH, 2, None, None),
             (None, _ADD_X, 0, None, None),

@@ -19,7 +19,7 @@ from verifier.cli import records
 from verifier.cli.parser import Parser
 from verifier.errors import ExitCode, NotStored, UsageError, VerifierError
 
-COMMANDS = ("lab", "watch", "predict", *records.RECORD_COMMANDS)
+COMMANDS = ("lab", "watch", "predict", "probe", *records.RECORD_COMMANDS)
 
 
 class Cli:
@@ -31,6 +31,7 @@ class Cli:
         self.argv: list[str] = []
 
     def dispatch(self, argv: list[str]) -> int:
+        from verifier import probe
         from verifier.cli import job
 
         self.argv = list(argv)
@@ -39,6 +40,7 @@ class Cli:
             return self._lab(argv)
         runners: dict[str, Callable[[], int]] = {
             "watch": lambda: job.run_watch(self._parse(job.watch_parser(), argv[1:]), self.env, self.out, self.err),
+            "probe": lambda: probe.run_cli(self._parse(probe.parser(self.env), argv[1:]), self.env, self.out, self.err),
             "predict": lambda: job.run_predict(
                 self._parse(job.predict_parser(self.env), argv[1:]), self.env, self.out, self.err
             ),

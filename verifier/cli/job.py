@@ -100,9 +100,9 @@ def predict_parser(env: Mapping[str, str]) -> Parser:
 
 def watch_parser() -> Parser:
     p = Parser("verify-path watch", "Capture and reconcile a migration started elsewhere (Pacemaker, virsh).")
-    stop = p.add_mutually_exclusive_group()
-    stop.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S seconds")
-    stop.add_argument(
+    # Both may be given: stop when the migration went idle, or at the latest after --duration.
+    p.add_argument("--duration", type=positive_seconds, metavar="S", help="stop after S seconds at the latest")
+    p.add_argument(
         "--until-idle",
         type=positive_seconds,
         metavar="S",
@@ -172,7 +172,8 @@ def options(args: argparse.Namespace, env: Mapping[str, str]) -> JobOptions:
 def backends(args: argparse.Namespace, err: TextIO) -> tuple[ProgressPrinter, Backends]:
     """The real back ends: netlink, libvirt, live sniffers; progress on ERR."""
     from verifier import destconf, topology
-    from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
+    from verifier.capture import engines
+    from verifier.capture.live import DEFAULT_RCVBUF
     from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN
     from verifier.hypervisor import LibvirtHypervisor
     from verifier.lab import qemuconf
@@ -191,8 +192,11 @@ def backends(args: argparse.Namespace, err: TextIO) -> tuple[ProgressPrinter, Ba
             flush=True,
         )
 
-    def capture(ifaces: list[str], ports: profiles.PortRanges, out_dir: Path | None) -> LiveCapture:
-        return LiveCapture(ifaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf)
+    choice = engines.choose(getattr(args, "engine", None))
+    full = getattr(args, "capture", "sampled") == "full" or snaplen == FULL_SNAPLEN
+
+    def capture(ifaces: list[str], ports: profiles.PortRanges, out_dir: Path | None) -> engines.Capture:
+        return engines.make(choice, ifaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, full=full)
 
     return printer, Backends(
         topology=topology.discover,

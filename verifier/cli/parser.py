@@ -129,6 +129,20 @@ def add_capture(p: argparse.ArgumentParser) -> None:
     add_interfaces(p)
     add_ports(p)
     add_storage(p)
+    p.add_argument(
+        "--engine",
+        choices=("ebpf", "ring"),
+        default=None,
+        help="what counts the bytes: ebpf (in the kernel, the default where it loads) or ring "
+        "(a TPACKET_V3 ring read in Python)",
+    )
+    p.add_argument(
+        "--capture",
+        choices=("sampled", "full"),
+        default="sampled",
+        help="pcaps beside the report: sampled (SYN/FIN/RST and 1 in 64 frames, headers only; the "
+        "default with the eBPF engine) or full (every frame's headers, as the ring engine keeps them)",
+    )
     p.add_argument("--capture-buffer", type=positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument(
         "--keep-payload",

@@ -1,4 +1,4 @@
-"""Commands that need no live system: `report`, `compare`, `runs`, `analyze`, `bond-hash`."""
+"""Commands that need no live system: `report`, `compare`, `runs`, `analyze`, `bond-hash`, `matrix`."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from verifier.cli.parser import Parser, add_expectation, add_output, add_ports, 
 from verifier.errors import UsageError
 
 
-def _write(text: str, output: Path | None, out: TextIO) -> None:
+def _write(text: str | bytes, output: Path | None, out: TextIO) -> None:
     if output is None:
-        out.write(text)
+        out.write(text if isinstance(text, str) else text.decode())
+        out.flush()  # a closed pipe (`| head -1`) shows here, inside main's BrokenPipeError handler
         return
     try:
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose another -o path") from None
     out.write(f"written to {output}\n")
@@ -30,24 +31,37 @@ def _write(text: str, output: Path | None, out: TextIO) -> None:
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
     from verifier import runs
-    from verifier.render import formats
+    from verifier.render import formats, markdown
 
     report = runs.load(Path(args.run))
     try:
         fmt = formats.parse(args.format)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    _write(formats.render(report, fmt, Path(report.run_dir) if report.run_dir else None), args.output, out)
+    run_dir = Path(report.run_dir) if report.run_dir else None
+    if fmt is formats.Format.MARKDOWN and args.output is not None:
+        # Written elsewhere, the Markdown's chart link must still find its chart: a copy beside it.
+        name, png = markdown.chart_for(report, run_dir, args.output)
+        if png is not None:
+            _write(png, args.output.parent / name, out)
+        text = markdown.render(report, run_dir, chart=name)
+    else:
+        text = formats.render(report, fmt, run_dir)
+    _write(text, args.output, out)
     return 0
 
 
 def _compare(args: argparse.Namespace, out: TextIO) -> int:
     from verifier import compare, runs
+    from verifier.matrix import cli as matrix_cli
     from verifier.render import chart
 
+    if matrix_cli.wants_matrices(args):  # two directories of runs: pair by pair
+        return matrix_cli.compare_matrices(args, out)
     a, b = runs.load(Path(args.run_a)), runs.load(Path(args.run_b))
     result = compare.compare(a, b, args.max_slowdown)
     out.write(compare.render_text(result))
+    out.flush()  # see _write: `compare A B | head -1` must end inside main, quietly
     if args.chart:
         chart.render_compare(a, b, args.chart)
         out.write(f"comparison chart: {args.chart}\n")
@@ -106,6 +120,12 @@ def _bond_hash(args: argparse.Namespace, out: TextIO) -> int:
     return bondhash.run(args, out)
 
 
+def _matrix(args: argparse.Namespace, out: TextIO) -> int:
+    from verifier.matrix import cli as matrix_cli
+
+    return matrix_cli.run(args, out)
+
+
 def parsers() -> dict[str, Parser]:
     rep = Parser("verify-path report", "Re-render a stored run without any live system.")
     rep.add_argument("run", metavar="RUN", help="a run directory or its run.json")
@@ -116,7 +136,9 @@ def parsers() -> dict[str, Parser]:
         "verify-path compare",
         "Compare two stored runs: path, bytes and share per interface, throughput, "
         "duration, coverage, findings. Exit 1 when the path moved away from the "
-        "expected link or throughput fell by more than --max-slowdown.",
+        "expected link or throughput fell by more than --max-slowdown. Given two directories "
+        "of runs (two matrices, before and after), it lists the pairs that changed, and exits 1 "
+        "when one moved away from the expected link or got worse.",
     )
     cmp_.add_argument("run_a", metavar="RUN_A")
     cmp_.add_argument("run_b", metavar="RUN_B")
@@ -173,7 +195,16 @@ def parsers() -> dict[str, Parser]:
         "with the formula of the kernel generation that runs (or --kernel).",
     )
     _bond_arguments(bond)
-    return {"report": rep, "compare": cmp_, "runs": lst, "analyze": ana, "bond-hash": bond}
+    from verifier.matrix import cli as matrix_cli
+
+    return {
+        "report": rep,
+        "compare": cmp_,
+        "runs": lst,
+        "analyze": ana,
+        "bond-hash": bond,
+        "matrix": matrix_cli.parser(),
+    }
 
 
 def _bond_arguments(p: Parser) -> None:
@@ -188,6 +219,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
     "runs": _runs,
     "analyze": _analyze,
     "bond-hash": _bond_hash,
+    "matrix": _matrix,
 }
 RECORD_COMMANDS = tuple(HANDLERS)
 

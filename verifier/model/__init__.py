@@ -20,7 +20,16 @@ from verifier.model.migration import JobProgress, MigrationRequest, MigrationRes
 from verifier.model.network import BondInfo, Interface, Topology
 from verifier.model.ownership import FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
 from verifier.model.plan import Plan
-from verifier.model.report import Coverage, InterfaceReport, KindCount, Leg, MigrationSeen, Report, StreamSummary
+from verifier.model.report import (
+    CaptureInfo,
+    Coverage,
+    InterfaceReport,
+    KindCount,
+    Leg,
+    MigrationSeen,
+    Report,
+    StreamSummary,
+)
 from verifier.model.serial import INTERNAL, from_dict, to_dict
 
 SCHEMA_VERSION = 1
@@ -32,6 +41,7 @@ __all__ = [
     "Bin",
     "BondInfo",
     "Bottleneck",
+    "CaptureInfo",
     "CaptureResult",
     "Connection",
     "Coverage",

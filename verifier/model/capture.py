@@ -74,6 +74,9 @@ class CaptureResult:
     snaplen: int
     bpf: str
     problems: tuple[str, ...] = ()  # e.g. a pcap that could not be written completely
+    engine: str = "ring"  # which engine counted: ring (TPACKET_V3, Python) | ebpf (kernel maps) | pcap
+    pcaps: str = "every frame"  # what the pcaps hold: every frame (headers) | sampled | none
+    engine_note: str = ""  # why this engine (the ring, when eBPF could not load)
 
     def get(self, name: str) -> InterfaceCount | None:
         return next((i for i in self.interfaces if i.name == name), None)

@@ -23,6 +23,7 @@ class MigrationRequest:
     auto_converge: bool = False  # VIR_MIGRATE_AUTO_CONVERGE: QEMU throttles the guest's vCPUs
     postcopy: bool = False  # VIR_MIGRATE_POSTCOPY, switched to post-copy after the first pass
     max_downtime_ms: int | None = None  # virDomainMigrateSetMaxDowntime
+    dest_xml: str | None = None  # VIR_MIGRATE_PARAM_DEST_XML: the guest as the destination defines it (probe)
 
 
 @dataclass(frozen=True)

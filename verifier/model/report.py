@@ -77,6 +77,16 @@ class Leg:
     attribution: Attribution = Attribution.PORT_RANGE
     diagnosis: Diagnosis | None = None  # why it went as fast as it did
     timeline: Timeline | None = None  # job statistics per poll, own flows' wire bytes per bin
+    capture: CaptureInfo | None = None  # which engine counted this leg
+
+
+@dataclass(frozen=True)
+class CaptureInfo:
+    """How the bytes were counted, and what the pcaps beside the report hold."""
+
+    engine: str  # ebpf | ring | pcap (analyze)
+    pcaps: str  # every frame | sampled | none
+    note: str = ""  # why this engine (e.g. eBPF unavailable: the reason)
 
 
 @dataclass(frozen=True)
@@ -123,5 +133,6 @@ class Report:
     timeline: Timeline | None = None
     forecasts: tuple[LinkForecast, ...] = ()  # what the pre-copy model said of each link beforehand
     migrations: tuple[MigrationSeen, ...] = ()  # watch: every migration in the window, on its own
+    capture: CaptureInfo | None = None  # which engine counted (None: records before it was said)
     command: tuple[str, ...] = ()  # the command line that made the run
     options: dict[str, Any] = field(default_factory=dict)  # the options it ran with (bandwidth, via, ...)

@@ -70,6 +70,7 @@ def assemble_report(
         diagnosis=leg.diagnosis,
         timeline=leg.timeline,
         forecasts=plan.forecasts,
+        capture=leg.capture,
         command=labels.command,
         options=labels.options,
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from verifier import expect
 from verifier.model import (
+    CaptureInfo,
     CaptureResult,
     Coverage,
     Direction,
@@ -142,6 +143,7 @@ def decide(
         connections=capture.connections,
         findings=tuple(findings),
         expected_share=share,
+        capture=CaptureInfo(capture.engine, capture.pcaps, capture.engine_note),
     )
 
 

@@ -109,6 +109,10 @@ def foreign_lines(report: Report, width: int = 10_000) -> list[str]:
     if counted is None:
         return []
     lines = [""] + wrap(f"counted: {counted}", width)
+    if report.capture is not None:
+        engine = {"ebpf": "eBPF programs in the kernel", "ring": "a TPACKET_V3 ring", "pcap": "the pcap files"}
+        how = f"counted by {engine.get(report.capture.engine, report.capture.engine)}; pcaps: {report.capture.pcaps}"
+        lines += wrap(how + (f" ({report.capture.note})" if report.capture.note else ""), width)
     if flows:
         lines.append("other traffic on the migration ports (not counted in the verdict):")
         for flow in flows:

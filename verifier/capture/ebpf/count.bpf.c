@@ -51,7 +51,7 @@ struct vp_flow_val {
 	__u64 flags;
 };
 
-// Bins per flow and second: user space sums them per interface and per connection, leaving out
+// Bins per flow and tenth of a second (the field keeps its name): user space sums them per interface and per connection, leaving out
 // connections whose server is outside the ranges (their orientation is known only there).
 struct vp_bin_key {
 	struct vp_flow_key flow;
@@ -80,7 +80,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, 262144);
 	__type(key, struct vp_bin_key);
 	__type(value, __u64);
 } bins SEC(".maps");
@@ -268,7 +268,9 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 	__builtin_memset(&bk, 0, sizeof(bk));  // the padding is part of the hash key
 	bk.flow = key;
 	__u64 now = bpf_ktime_get_ns();
-	bk.second = now > cfg->t0_ns ? (now - cfg->t0_ns) / 1000000000ULL : 0;
+	// Tenths of a second: a migration over a fast link lasts about a second, and its rate is
+	// measurable only in finer bins; user space sums them into the report's seconds.
+	bk.second = now > cfg->t0_ns ? (now - cfg->t0_ns) / 100000000ULL : 0;
 	__u64 *b = bpf_map_lookup_elem(&bins, &bk);
 	if (b) {
 		*b += wire;

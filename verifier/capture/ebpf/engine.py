@@ -17,7 +17,7 @@ Hook, chosen by measurement (iperf3 over a veth, offloads off, 4 s, kernel.bpf_s
 tcx links belong to their file descriptors: closing them, or the process dying, detaches the
 programs; nothing is pinned, and legacy tc (clsact) filters, which outlive the process, are not used.
 
-Bins are counted in the kernel per second of bpf_ktime_get_ns() since start rather than by
+Bins are counted in the kernel per 100 ms of bpf_ktime_get_ns() since start rather than by
 reading and differencing the maps once a second: no thread, and a frame lands in the second it
 passed, not the second a late reader woke up in.
 """
@@ -256,7 +256,8 @@ def _tuple(key: tuple[Any, ...]) -> tuple[str, int, str, int]:
     return socket.inet_ntop(socket.AF_INET6, saddr), sport, socket.inet_ntop(socket.AF_INET6, daddr), dport
 
 
-def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, bins: dict[int, int]) -> None:
+def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, tenths: dict[int, int]) -> None:
+    """Add one flow direction's counts to TARGET; TENTHS are its bytes per 100 ms (kernel bins)."""
     if tx:
         target.bytes_tx += nbytes
         target.packets_tx += packets
@@ -265,8 +266,10 @@ def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, bins
         target.bytes_rx += nbytes
         target.packets_rx += packets
         target.payload_rx += payload
-    for second, value in bins.items():
-        target.bins.setdefault(second, [0, 0])[0 if tx else 1] += value
+    for tenth, value in tenths.items():
+        target.bins.setdefault(tenth // 10, [0, 0])[0 if tx else 1] += value
+        if isinstance(target, _Flow):
+            target.fine[tenth] = target.fine.get(tenth, 0) + value
 
 
 def _orient(

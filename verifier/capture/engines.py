@@ -1,0 +1,106 @@
+"""Which engine counts: eBPF in the kernel when it can be loaded, the TPACKET_V3 ring otherwise.
+
+With eBPF counting, the ring still runs for evidence, its socket filter keeping SYN/FIN/RST and
+one in SAMPLE of the other frames (headers only), so its Python cost no longer grows with the
+stream; `--capture full` keeps every frame's headers as before. The eBPF engine also keeps each
+stream's first bytes (its kind) in its maps. Where eBPF cannot load (older kernel, no CAP_BPF,
+lockdown, the object not built) the ring counts, and the report says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from verifier.capture.counting import PortRanges
+from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
+from verifier.capture.pcap import DEFAULT_SNAPLEN
+from verifier.errors import EnvironmentProblem
+from verifier.model import CaptureResult
+
+if TYPE_CHECKING:
+    from verifier.capture.ebpf.engine import EbpfCapture
+
+SAMPLE = 64  # one TCP frame in 64 reaches the evidence pcap (plus every SYN, FIN and RST)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: str  # ebpf | ring
+    note: str = ""  # why the ring, when eBPF was wanted or tried
+
+
+def choose(requested: str | None) -> EngineChoice:
+    """REQUESTED: "ebpf" (fail when it cannot load), "ring", or None (eBPF when it can)."""
+    if requested == "ring":
+        return EngineChoice("ring", "--engine ring")
+    from verifier.capture.ebpf import engine
+
+    why = engine.available()
+    if why is None:
+        return EngineChoice("ebpf")
+    if requested == "ebpf":
+        raise EnvironmentProblem(f"--engine ebpf: {why}", hint="use --engine ring, or run `make install` as root")
+    return EngineChoice("ring", f"eBPF unavailable ({why}): the ring engine counted")
+
+
+class Combined:
+    """eBPF counts; a sampled ring writes the evidence pcaps."""
+
+    def __init__(self, counter: EbpfCapture, evidence: LiveCapture | None) -> None:
+        self._counter = counter
+        self._evidence = evidence
+
+    def start(self) -> None:
+        self._counter.start()
+        if self._evidence is not None:
+            try:
+                self._evidence.start()
+            except BaseException:
+                self._counter.stop(0)  # detach: nothing of ours stays attached
+                raise
+
+    def bytes_so_far(self) -> int:
+        return self._counter.bytes_so_far()
+
+    def stop(self, drain_s: float = 0.3) -> CaptureResult:
+        try:
+            counted = self._counter.stop(drain_s)
+        finally:
+            evidence = self._evidence.stop(0.0) if self._evidence is not None else None
+        if evidence is None:
+            return replace(counted, engine="ebpf", pcaps="none")
+        pcaps = {i.name: i.pcap for i in evidence.interfaces if i.pcap}
+        ifaces = tuple(replace(i, pcap=pcaps.get(i.name)) for i in counted.interfaces)
+        sampled = "sampled" if self._evidence and self._evidence.sample else "every frame"
+        return replace(
+            counted,
+            interfaces=ifaces,
+            problems=counted.problems + evidence.problems,
+            engine="ebpf",
+            pcaps=sampled,
+            snaplen=evidence.snaplen,
+        )
+
+
+Capture = LiveCapture | Combined
+
+
+def make(
+    choice: EngineChoice,
+    interfaces: list[str],
+    ports: PortRanges,
+    out_dir: Path | None,
+    snaplen: int = DEFAULT_SNAPLEN,
+    rcvbuf: int = DEFAULT_RCVBUF,
+    full: bool = False,
+) -> Capture:
+    if choice.engine == "ring":
+        return LiveCapture(interfaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, note=choice.note)
+    from verifier.capture.ebpf.engine import EbpfCapture
+
+    evidence = None
+    if out_dir is not None:
+        evidence = LiveCapture(interfaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, sample=0 if full else SAMPLE)
+    return Combined(EbpfCapture(interfaces, ports), evidence)
