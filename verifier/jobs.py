@@ -77,6 +77,7 @@ class JobOptions:
     auto_converge: bool = False
     postcopy: bool = False
     max_downtime: int | None = None  # ms
+    probe: bool = False  # the guest is a throwaway probe (verify-path probe): run.json says so
 
 
 def _quiet(_message: str) -> None:

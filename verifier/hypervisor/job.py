@@ -55,6 +55,8 @@ def flags_and_params(req: MigrationRequest) -> tuple[int, dict[str, Any]]:
     if req.parallel:
         flags |= lv.VIR_MIGRATE_PARALLEL
         params[lv.VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS] = req.parallel
+    if req.dest_xml:
+        params[lv.VIR_MIGRATE_PARAM_DEST_XML] = req.dest_xml
     if req.auto_converge:
         flags |= lv.VIR_MIGRATE_AUTO_CONVERGE
     if req.postcopy:
