@@ -4,15 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages (design.md section 5): QEMU + libvirt for the lab, headers to build
-# libvirt-python, the capture oracles (tcpdump, tshark), iperf3, iproute2/util-linux for namespaces.
+# libvirt-python, the capture oracles (tcpdump, tshark), iperf3, iproute2/util-linux for namespaces;
+# clang, libbpf-dev and bpftool build the eBPF counter (design.md section 6); gcc/binutils the lab's
+# dirtying guest; chromium renders the HTML reports in the browser tests.
 APT_PACKAGES := qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	libvirt-dev pkg-config tcpdump tshark iperf3 libpcap0.8 iproute2 util-linux ethtool \
-	libcap2-bin procps python3-venv gcc
+	libcap2-bin procps python3-venv gcc binutils clang libbpf-dev libbpf1 bpftool chromium
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps users venv demo test lint typecheck unit lab-up lab-down lab-status clean
+.PHONY: install system-deps users venv ebpf demo test lint typecheck unit lab-up lab-down lab-status clean
 
-install: system-deps users venv
+install: system-deps users venv ebpf
+
+# The kernel counter, compiled against this kernel's BTF (no headers package exists for it).
+ebpf: venv
+	@$(BIN)/python -m verifier.capture.ebpf.build >/dev/null || echo "eBPF counter not built: the ring engine will count"
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
