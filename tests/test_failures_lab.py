@@ -142,7 +142,10 @@ def test_full_captures_dir_costs_the_pcaps_not_the_verdict(lab: None, tmp_path: 
     captures = tmp_path / "full"
     _mount_tmpfs(captures, "size=96k")
     try:
-        proc = _vp("vm01", "node2", "--via", "san0", "--expect", "san0", "--json", captures=captures)
+        # Every frame's headers (--capture full): 96 KiB cannot hold them.
+        proc = _vp(
+            "vm01", "node2", "--via", "san0", "--expect", "san0", "--capture", "full", "--json", captures=captures
+        )
         guest_home()
         assert "Traceback" not in proc.stderr
         report = json.loads(proc.stdout)
@@ -255,7 +258,7 @@ def test_a_second_run_on_the_same_host_refuses_with_a_clear_message(lab: None, t
 
 
 def test_captures_are_headers_only_private_and_the_lan_stream_is_flagged(lab: None, tmp_path: Path) -> None:
-    proc = _vp("vm01", "node2", "--json", captures=tmp_path)
+    proc = _vp("vm01", "node2", "--capture", "full", "--json", captures=tmp_path)
     guest_home()
     report = json.loads(proc.stdout)
     run = Path(report["run_dir"])

@@ -25,7 +25,8 @@ def _coverage_ok(report: dict[str, Any]) -> None:
 
 
 def test_default_path_takes_the_lan_and_fails_the_san_expectation(lab: None, tmp_path: Path) -> None:
-    code, report, err = verify_path("node1", "vm01", "node2", "--expect", "san0", tmp=tmp_path)
+    # --capture full: every frame's headers in the pcaps, so that tshark can count them too.
+    code, report, err = verify_path("node1", "vm01", "node2", "--expect", "san0", "--capture", "full", tmp=tmp_path)
     assert code == 1, err
     assert report["verdict"] == "fail"
     assert report["observed_interface"] == "br0"
@@ -44,6 +45,7 @@ def test_default_path_takes_the_lan_and_fails_the_san_expectation(lab: None, tmp
 
 
 def _check_run_dir(report: dict[str, Any]) -> None:
+    assert report["capture"]["pcaps"] == "every frame", report["capture"]
     run = Path(report["run_dir"])
     assert stat.S_IMODE(run.stat().st_mode) == 0o700
     for name in ("run.json", "chart.png"):
@@ -66,7 +68,9 @@ def _check_run_dir(report: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("route", [["--via", "san0"], ["--migrate-uri", "tcp://node2-san"]])
 def test_fixed_path_takes_san0_and_passes(lab: None, tmp_path: Path, route: list[str]) -> None:
-    code, report, err = verify_path("node1", "vm01", "node2", "--expect", "san0", *route, tmp=tmp_path)
+    code, report, err = verify_path(
+        "node1", "vm01", "node2", "--expect", "san0", *route, "--capture", "full", tmp=tmp_path
+    )
     assert code == 0, err
     assert report["verdict"] == "pass"
     assert report["observed_interface"] == "san0"
@@ -91,11 +95,12 @@ def test_migration_host_on_destination_needs_no_options(lab: None, tmp_path: Pat
 
 
 def test_watch_reports_the_link_of_a_migration_started_by_virsh(lab: None, tmp_path: Path) -> None:
-    # --until-idle and --duration are exclusive: the parser must say so in one line, exit 2.
-    bad = in_node("node1", VP, "watch", "--until-idle", "3", "--duration", "120")
+    # A bad duration is one line, exit 2; --until-idle with --duration is a window with a limit.
+    bad = in_node("node1", VP, "watch", "--until-idle", "3", "--duration", "-1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.splitlines()) == 1
     proc = subprocess.Popen(
-        [VP, "lab", "exec", "node1", "--", VP, "watch", "--until-idle", "3", "--json", "--captures-dir", str(tmp_path)],
+        [VP, "lab", "exec", "node1", "--", VP, "watch", "--until-idle", "3", "--duration", "120", "--json"]
+        + ["--captures-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -118,6 +118,11 @@ class EbpfCapture:
                 except OSError:
                     raise EnvironmentProblem(f"no interface {name}", hint="check the interface exists") from None
                 self._ifindex[index] = name
+                # The interface's counters bracket our counting: baseline before its programs are
+                # attached, end value after they are detached (stop), so we never count more.
+                start = read_counters(name)
+                if start is not None:
+                    self._counters0[name] = start
                 for ingress, prog in ((True, "vp_ingress"), (False, "vp_egress")):
                     self._links.append(loader.attach_tcx(self._obj.progs[prog], index, ingress))
         except loader.BpfError as exc:
@@ -126,10 +131,6 @@ class EbpfCapture:
         except BaseException:
             self._close()
             raise
-        for name in self.interfaces:
-            start = read_counters(name)
-            if start is not None:
-                self._counters0[name] = start
 
     def bytes_so_far(self) -> int:
         """Bytes counted on every interface so far (other connections' too: their orientation is
@@ -145,6 +146,7 @@ class EbpfCapture:
         try:
             time.sleep(drain_s)
             ended = time.time()
+            self._detach()  # the maps stay readable until the object is closed
             deltas = {}
             for name, (tx0, rx0) in self._counters0.items():
                 end = read_counters(name)
@@ -228,14 +230,17 @@ class EbpfCapture:
                 problems.append(f"eBPF {what}: {lost} frames not counted")
         return tuple(problems)
 
-    def _close(self) -> None:
-        # Each step runs whatever the previous one did: links first (detach), then the object.
+    def _detach(self) -> None:
         for fd in self._links:
             try:
                 os.close(fd)
             except OSError:
                 pass
         self._links.clear()
+
+    def _close(self) -> None:
+        # Each step runs whatever the previous one did: links first (detach), then the object.
+        self._detach()
         if self._obj is not None:
             self._obj.close()
             self._obj = None
