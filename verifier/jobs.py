@@ -6,13 +6,22 @@ Kept apart from the conductor so the CLI can build them without loading any stag
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
-from verifier.model import CaptureResult, Expectation, JobProgress, OwnedFlow, Ownership, Report, Topology
+from verifier.model import (
+    CaptureResult,
+    Expectation,
+    JobProgress,
+    OwnedFlow,
+    Ownership,
+    Report,
+    Topology,
+    to_dict,
+)
 from verifier.resolve import HOSTS, Resolver, resolve
 from verifier.routing import RouteLookup
 from verifier.store import Stored
@@ -78,6 +87,15 @@ class JobOptions:
     postcopy: bool = False
     max_downtime: int | None = None  # ms
     probe: bool = False  # the guest is a throwaway probe (verify-path probe): run.json says so
+
+    def recorded(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The command line and the options as run.json keeps them: a later compare must know
+        that one run had --bandwidth 20 and the other none."""
+        options = to_dict(replace(self, command=()))
+        options.pop("command", None)
+        options["captures_dir"] = str(self.captures_dir)
+        options["chart"] = str(self.chart) if self.chart else None
+        return self.command, options
 
 
 def _quiet(_message: str) -> None:

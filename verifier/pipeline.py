@@ -15,12 +15,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from verifier import diagnose, discover, expect, predict, prescribe, profiles, reconcile, runs, signals
 from verifier.attribute import attribute
-from verifier.errors import EnvironmentProblem, UsageError
+from verifier.errors import UsageError
 from verifier.hypervisor import Hypervisor
 from verifier.jobs import Backends, Capture, Finished, JobOptions
 from verifier.lock import host_lock
@@ -28,7 +27,6 @@ from verifier.model import (
     Direction,
     Expectation,
     Leg,
-    LinkForecast,
     MigrationRequest,
     MigrationResult,
     MigrationStatus,
@@ -36,9 +34,7 @@ from verifier.model import (
     Prediction,
     Reason,
     Report,
-    to_dict,
 )
-from verifier.owners.domains import all_qemu, by_domain
 from verifier.reconcile import RunLabels
 from verifier.store import store_run
 
@@ -60,41 +56,15 @@ def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor, live: bool = False) 
         opts.dest, topology, conf, hv.destination_hostname, migrate_uri=opts.migrate_uri, via=opts.via, hosts=b.hosts
     )
     if live:  # `predict` shows an unresolvable name in its chain; a live run must not start on it
-        _refuse_unresolved(target, b.resolver(target.host).address)
+        predict.refuse_unresolved(target, b.resolver(target.host).address)
     ports = profiles.ports_for(opts.profile, opts.ports, (conf.port_min, conf.port_max))
     plan = predict.make_plan(
         topology, watch, ports, target, b.routes, opts.dest, opts.expectation, hosts=b.hosts, resolver=b.resolver
     )
-    plan = replace(plan, forecasts=forecasts(opts, b, hv, plan))
+    plan = replace(plan, forecasts=diagnose.forecast_plan(hv, opts.vm, plan, opts.dest, b.hosts))
     ctx = _context(opts, plan.prediction, plan, b)
     prediction = replace(plan.prediction, findings=prescribe.attach(plan.prediction.findings, ctx))
     return replace(plan, prediction=prediction, findings=prescribe.attach(plan.findings, ctx))
-
-
-def forecasts(opts: JobOptions, b: Backends, hv: Hypervisor, plan: Plan) -> tuple[LinkForecast, ...]:
-    """Before migrating: the guest's dirty rate (QEMU measures it), and per link that reaches the
-    destination whether a pre-copy migration would converge there, and how long it would take."""
-    memory = hv.memory_bytes(opts.vm)
-    dirty = hv.dirty_rate(opts.vm) if memory else None
-    if not memory or dirty is None:
-        return ()
-    links = diagnose.candidate_links(plan.topology, plan.prediction.path, opts.dest, b.hosts)
-    return diagnose.forecast(memory, dirty, links)
-
-
-def _refuse_unresolved(target: predict.MigrationTarget, address: str | None) -> None:
-    """A name QEMU cannot resolve fails the migration after libvirt has started it: refuse now."""
-    if address is not None:
-        return
-    if target.origin == "migrate-uri":
-        raise UsageError(
-            f"--migrate-uri {target.migrate_uri}: {target.host!r} does not resolve on this host",
-            hint="fix the name (hosts file, DNS) or give the address, e.g. tcp://198.18.0.12",
-        )
-    raise EnvironmentProblem(
-        f"the destination hands out {target.host!r} ({target.origin}), which does not resolve on this host",
-        hint="add it to the hosts file or DNS, or pass --via IFACE / --migrate-uri",
-    )
 
 
 def predict_only(opts: JobOptions, b: Backends) -> Plan:
@@ -120,7 +90,7 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
             opts.max_downtime,
         )
         labels = RunLabels(
-            opts.vm, _source_name(hv, plan), opts.dest, time.time(), str(run_dir), "migrate", *_recorded(opts)
+            opts.vm, _source_name(hv, plan), opts.dest, time.time(), str(run_dir), "migrate", *opts.recorded()
         )
         outbound = _leg(opts, b, plan, hv, req, run_dir, Direction.OUTBOUND)
         back = None
@@ -177,16 +147,6 @@ def _context(opts: JobOptions, prediction: Prediction | None, plan: Plan, b: Bac
     return prescribe.Context(plan.topology, opts.dest, opts.vm, opts.dest_uri or None, prediction, b.hosts)
 
 
-def _recorded(opts: JobOptions) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The command line and the options as run.json keeps them: a later compare must know that one
-    run had --bandwidth 20 and the other none."""
-    options = to_dict(replace(opts, command=()))
-    options.pop("command", None)
-    options["captures_dir"] = str(opts.captures_dir)
-    options["chart"] = str(opts.chart) if opts.chart else None
-    return opts.command, options
-
-
 def _source_name(hv: Hypervisor, plan: Plan) -> str:
     """The source as libvirt names it (the lab's node1), falling back to the discovered hostname."""
     try:
@@ -217,15 +177,15 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
         captured = capture.stop()
         flows = sampler.stop() if sampler else ()
     migration = MigrationResult(MigrationStatus.NOT_RUN, migrate_uri=None, duration_s=captured.ended_at - started)
-    seen = reconcile.per_domain(topology, captured, by_domain(flows), opts.expectation, migration)
-    own = attribute(captured, all_qemu(flows, sampler.problem) if sampler else None)
+    seen = reconcile.per_domain(topology, captured, reconcile.by_domain(flows), opts.expectation, migration)
+    own = attribute(captured, reconcile.all_qemu(flows, sampler.problem) if sampler else None)
     leg = reconcile.decide(
         topology, own.capture, migration, None, opts.expectation, require_coverage=False, totals=captured
     )
     leg = replace(leg, foreign=own.foreign, attribution=own.attribution, findings=leg.findings + own.findings)
     if seen:
         leg = replace(leg, verdict=reconcile.worst([leg.verdict, *(m.verdict for m in seen)]))
-    labels = RunLabels(opts.vm, topology.hostname, opts.dest, started, str(run_dir), "watch", *_recorded(opts))
+    labels = RunLabels(opts.vm, topology.hostname, opts.dest, started, str(run_dir), "watch", *opts.recorded())
     report = replace(reconcile.assemble_report(labels, plan, opts.expectation, leg, None), migrations=seen)
     # No destination to route to in watch mode: findings keep their words, path fixes stay empty.
     return finish(report, prescribe.Context(topology, ""), opts.chart)

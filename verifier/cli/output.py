@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TextIO
 
-from verifier.errors import exit_code_for
+from verifier.errors import UsageError, exit_code_for
 from verifier.jobs import Finished
 from verifier.model import Report
 
@@ -33,3 +34,18 @@ def write_finished(finished: Finished, as_json: bool, chart: Path | None, out: T
         elif stored.chart:
             out.write(f"chart: {stored.chart}\n")
     return exit_code_for(report.verdict, report.migration.status)
+
+
+def write_file(text: str | bytes, output: Path | None, out: TextIO) -> None:
+    """TEXT to OUTPUT (mode 0600: reports name hosts and addresses), or to OUT when none is given."""
+    if output is None:
+        out.write(text if isinstance(text, str) else text.decode())
+        out.flush()  # a closed pipe (`| head -1`) shows here, inside main's BrokenPipeError handler
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose another -o path") from None
+    out.write(f"written to {output}\n")

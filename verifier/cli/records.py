@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from verifier.cli.output import write_finished
+from verifier.cli.output import write_file, write_finished
 from verifier.cli.parser import Parser, add_expectation, add_output, add_ports, add_storage, split_list
 from verifier.errors import UsageError
-
-
-def _write(text: str | bytes, output: Path | None, out: TextIO) -> None:
-    if output is None:
-        out.write(text if isinstance(text, str) else text.decode())
-        out.flush()  # a closed pipe (`| head -1`) shows here, inside main's BrokenPipeError handler
-        return
-    try:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror}", hint="choose another -o path") from None
-    out.write(f"written to {output}\n")
 
 
 def _report(args: argparse.Namespace, out: TextIO) -> int:
@@ -43,11 +28,11 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
         # Written elsewhere, the Markdown's chart link must still find its chart: a copy beside it.
         name, png = markdown.chart_for(report, run_dir, args.output)
         if png is not None:
-            _write(png, args.output.parent / name, out)
+            write_file(png, args.output.parent / name, out)
         text = markdown.render(report, run_dir, chart=name)
     else:
         text = formats.render(report, fmt, run_dir)
-    _write(text, args.output, out)
+    write_file(text, args.output, out)
     return 0
 
 

@@ -10,7 +10,7 @@ from verifier.diagnose.classify import cap_in_effect, diagnose, link_rate_bps, w
 from verifier.diagnose.convergence import forecast, precopy, summary, usable_Bps
 from verifier.diagnose.fixes import CODES, FIXES, findings
 from verifier.diagnose.leg import diagnose_leg
-from verifier.diagnose.links import candidate_links
+from verifier.diagnose.links import candidate_links, forecast_plan
 
 __all__ = [
     "CODES",
@@ -21,6 +21,7 @@ __all__ = [
     "diagnose_leg",
     "findings",
     "forecast",
+    "forecast_plan",
     "link_rate_bps",
     "precopy",
     "summary",

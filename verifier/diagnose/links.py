@@ -4,12 +4,21 @@ destination by name (hosts file), never the corosync ring (bulk traffic there ri
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 from verifier.diagnose.classify import link_rate_bps
-from verifier.model import Topology
+from verifier.diagnose.convergence import forecast
+from verifier.model import LinkForecast, Plan, Topology
 from verifier.predict.links import is_ring
 from verifier.predict.uri import dest_on_link
 from verifier.resolve import HOSTS
+
+
+class GuestMeter(Protocol):
+    """What the forecast asks of the hypervisor: the guest's memory and how fast it dirties it."""
+
+    def memory_bytes(self, vm: str) -> int | None: ...
+    def dirty_rate(self, vm: str, seconds: int = 1) -> float | None: ...
 
 
 def candidate_links(topology: Topology, path: tuple[str, ...], dest: str, hosts: Path = HOSTS) -> list[tuple[str, int]]:
@@ -25,3 +34,13 @@ def candidate_links(topology: Topology, path: tuple[str, ...], dest: str, hosts:
         if rate:
             out.append((name, rate))
     return out
+
+
+def forecast_plan(hv: GuestMeter, vm: str, plan: Plan, dest: str, hosts: Path = HOSTS) -> tuple[LinkForecast, ...]:
+    """Before migrating: the guest's dirty rate (QEMU measures it), and per link that reaches the
+    destination whether a pre-copy migration would converge there, and how long it would take."""
+    memory = hv.memory_bytes(vm)
+    dirty = hv.dirty_rate(vm) if memory else None
+    if not memory or dirty is None:
+        return ()
+    return forecast(memory, dirty, candidate_links(plan.topology, plan.prediction.path, dest, hosts))

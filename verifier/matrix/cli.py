@@ -61,14 +61,14 @@ def networks(values: list[str]) -> tuple[build.Network, ...]:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from verifier.cli.records import _write
+    from verifier.cli.output import write_file
 
     try:
         fmt = formats.parse(args.format)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     matrix = build.build(args.run_dirs, networks(args.network), args.partial)
-    _write(render.render(matrix, fmt), args.output, out)
+    write_file(render.render(matrix, fmt), args.output, out)
     return matrix.exit_code
 
 

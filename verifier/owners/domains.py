@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from verifier import sockdiag
-from verifier.model import OwnedFlow, Ownership
+from verifier.model import OwnedFlow
 from verifier.owners.processes import PROC, PortRanges, Process, ProcessIndex
 from verifier.sockdiag import TcpSocket
 
@@ -70,21 +70,3 @@ class DomainsSampler:
                 )
         except Exception as exc:  # the thread boundary: a lost sampler must not fail silently
             self.problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
-
-
-def by_domain(flows: tuple[OwnedFlow, ...]) -> dict[str, Ownership]:
-    """One Ownership per guest whose QEMU held a connection: its flows, and everyone else's."""
-    guests = sorted({f.owner[len("qemu (") : -1] for f in flows if f.role == "migration"})
-    out = {}
-    for guest in guests:
-        owner = f"qemu ({guest})"
-        mine = tuple(f for f in flows if f.owner == owner)
-        pid = mine[0].pid if mine else None
-        out[guest] = Ownership(pid, owner, mine, tuple(f for f in flows if f.owner != owner), None, 0)
-    return out
-
-
-def all_qemu(flows: tuple[OwnedFlow, ...], problem: str | None) -> Ownership:
-    """Every QEMU's flows as the migration's, the rest foreign: the watch window as a whole."""
-    mine = tuple(f for f in flows if f.role == "migration")
-    return Ownership(None, "qemu", mine, tuple(f for f in flows if f.role != "migration"), problem, 0)

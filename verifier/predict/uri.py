@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from verifier.destconf import DestConfig
-from verifier.errors import UsageError
+from verifier.errors import EnvironmentProblem, UsageError
 from verifier.model import Reason, Topology
 from verifier.resolve import HOSTS, names_in_subnet
 
@@ -124,3 +124,18 @@ def return_uri(topology: Topology, via: str | None) -> str | None:
         return None
     addrs = link_subnets(topology, via)
     return f"tcp://{ipaddress.ip_interface(addrs[0]).ip}" if addrs else None
+
+
+def refuse_unresolved(target: MigrationTarget, address: str | None) -> None:
+    """A name QEMU cannot resolve fails the migration after libvirt has started it: refuse now."""
+    if address is not None:
+        return
+    if target.origin == "migrate-uri":
+        raise UsageError(
+            f"--migrate-uri {target.migrate_uri}: {target.host!r} does not resolve on this host",
+            hint="fix the name (hosts file, DNS) or give the address, e.g. tcp://198.18.0.12",
+        )
+    raise EnvironmentProblem(
+        f"the destination hands out {target.host!r} ({target.origin}), which does not resolve on this host",
+        hint="add it to the hosts file or DNS, or pass --via IFACE / --migrate-uri",
+    )

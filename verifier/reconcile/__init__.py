@@ -3,7 +3,7 @@ findings (verdict), the shares behind them (shares), what the connections' kinds
 bond members after capture (bonds), and the run's report (report)."""
 
 from verifier.reconcile.bonds import bond_findings
-from verifier.reconcile.migrations import per_domain, worst
+from verifier.reconcile.migrations import all_qemu, by_domain, per_domain, worst
 from verifier.reconcile.report import RunLabels, assemble_report
 from verifier.reconcile.shares import expected_share, interface_reports, observed_path
 from verifier.reconcile.streams import cleartext_findings, stream_findings, stream_summary
@@ -23,8 +23,10 @@ __all__ = [
     "DROPS_RECONCILE_MIN",
     "PASS_SHARE",
     "RunLabels",
+    "all_qemu",
     "assemble_report",
     "bond_findings",
+    "by_domain",
     "cleartext_findings",
     "coverage",
     "decide",

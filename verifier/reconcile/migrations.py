@@ -11,6 +11,7 @@ from verifier.model import (
     MigrationResult,
     MigrationSeen,
     MigrationStatus,
+    OwnedFlow,
     Ownership,
     Topology,
     Verdict,
@@ -55,3 +56,21 @@ def in_ports(port: int, ranges: tuple[tuple[int, int], ...]) -> bool:
 def worst(verdicts: list[Verdict]) -> Verdict:
     """The verdict whose exit code is the highest: an inconclusive window outranks a wrong path."""
     return max(verdicts, key=lambda v: exit_code_for(v, MigrationStatus.COMPLETED))
+
+
+def by_domain(flows: tuple[OwnedFlow, ...]) -> dict[str, Ownership]:
+    """One Ownership per guest whose QEMU held a connection: its flows, and everyone else's."""
+    guests = sorted({f.owner[len("qemu (") : -1] for f in flows if f.role == "migration"})
+    out = {}
+    for guest in guests:
+        owner = f"qemu ({guest})"
+        mine = tuple(f for f in flows if f.owner == owner)
+        pid = mine[0].pid if mine else None
+        out[guest] = Ownership(pid, owner, mine, tuple(f for f in flows if f.owner != owner), None, 0)
+    return out
+
+
+def all_qemu(flows: tuple[OwnedFlow, ...], problem: str | None) -> Ownership:
+    """Every QEMU's flows as the migration's, the rest foreign: the watch window as a whole."""
+    mine = tuple(f for f in flows if f.role == "migration")
+    return Ownership(None, "qemu", mine, tuple(f for f in flows if f.role != "migration"), problem, 0)
