@@ -9,10 +9,11 @@ BIN := $(VENV)/bin
 # dirtying guest; chromium renders the HTML reports in the browser tests.
 APT_PACKAGES := qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients \
 	libvirt-dev pkg-config tcpdump tshark iperf3 libpcap0.8 iproute2 util-linux ethtool \
-	libcap2-bin procps python3-venv gcc binutils clang libbpf-dev libbpf1 bpftool chromium
+	libcap2-bin procps python3-venv gcc binutils clang libbpf-dev libbpf1 bpftool chromium \
+	openssh-server openssh-client
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps users venv ebpf demo test lint typecheck unit lab-up lab-down lab-status clean
+.PHONY: install system-deps users venv ebpf demo cluster-demo test lint typecheck unit lab-up lab-down lab-status clean
 
 install: system-deps users venv ebpf
 
@@ -49,6 +50,13 @@ demo: install
 	status=$$?; echo "verify-path exited $$status (1 = the stream took the wrong link, as in the motivating case)"; \
 	echo; echo "now with the fix: --via san0"; \
 	$(BIN)/verify-path lab exec node1 -- $(BIN)/verify-path vm01 node2 --expect san0 --via san0 --round-trip
+
+# Three nodes, Ansible run from node1 over the lab's SSH, every ordered pair probed, then the matrix.
+cluster-demo: install
+	$(BIN)/verify-path lab up --nodes 3
+	$(BIN)/verify-path lab exec node1 -- $(CURDIR)/$(BIN)/ansible-playbook -i ansible/inventory/lab.ini \
+		ansible/verify-cluster.yml -e verify_path_captures=$(CURDIR)/captures
+	$(BIN)/verify-path matrix $$(ls -d $(CURDIR)/captures/matrix-* | tail -n 1)
 
 lint: venv
 	$(BIN)/ruff check verifier tests

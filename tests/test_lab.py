@@ -100,12 +100,13 @@ def test_up_twice_is_a_noop_and_keeps_the_same_daemons(lab: None) -> None:
 
 def _lab_leftovers() -> list[str]:
     left = []
-    if os.path.exists("/run/netns/node1") or os.path.exists("/run/netns/node2"):
-        left.append("namespace")
+    for ns in (*spec.ALL_NODES, spec.HUB):
+        if os.path.exists(f"/run/netns/{ns}"):
+            left.append(f"namespace {ns}")
+        if Path(f"/etc/netns/{ns}").exists():
+            left.append(f"/etc/netns/{ns}")
     if spec.STATE_DIR.exists():
         left.append(str(spec.STATE_DIR))
-    if Path("/etc/netns/node1").exists() or Path("/etc/netns/node2").exists():
-        left.append("/etc/netns hosts files")
     mounts = Path("/proc/self/mountinfo").read_text()
     if str(spec.STATE_DIR) in mounts:
         left.append("mount")
@@ -137,6 +138,38 @@ def test_down_cleans_up_after_a_killed_up(lab: None) -> None:
     assert _lab_leftovers() == []
     lab_up()
     assert control.healthy()
+
+
+def test_sshd_per_node_answers_by_name_in_the_nodes_libvirt_namespaces(lab: None) -> None:
+    """ssh from node1 reaches node2's sshd, whose session sees node2's hostname and libvirtd."""
+    out = in_node("node1", "ssh", "node2", "hostname; virsh -c qemu:///system list --name", check=True).stdout
+    assert out.split()[0] == "node2"
+    remote = in_node("node1", "virsh", "-c", "qemu+ssh://node2/system", "hostname", check=True).stdout
+    assert remote.strip() == "node2"
+    st = _status()
+    assert all(n["sshd"]["running"] for n in st["nodes"])
+
+
+def test_links_are_bridged_in_the_hub_and_no_lab_address_is_on_the_host(lab: None) -> None:
+    hub = subprocess.run(["ip", "-n", spec.HUB, "-br", "addr"], capture_output=True, text=True, check=True).stdout
+    assert "hub-san0" in hub and "n1-san0" in hub and "n2-eth0" in hub
+    assert not [ln for ln in hub.splitlines() if len(ln.split()) > 2 and not ln.startswith("lo")]
+    host = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout
+    for link in spec.LINKS:
+        assert link.address("node1") not in host and link.subnet.rsplit(".", 1)[0] + "." not in host
+
+
+def test_node_count_and_migration_host_node_are_validated() -> None:
+    assert spec.nodes(3) == ("node1", "node2", "node3")
+    assert spec.link("san0").address("node3") == "198.18.0.13"
+    assert "198.18.0.13\tnode3-san" in spec.hosts_file("node1", spec.nodes(3))
+    assert "node3" not in spec.hosts_file("node1")
+    for bad in (1, 4):
+        with pytest.raises(UsageError, match="--nodes"):
+            control.validate(control.LabOptions(nodes=bad))
+    with pytest.raises(UsageError, match="node3"):
+        control.validate(control.LabOptions(migration_hosts=(("node3", "node3-san"),)))
+    control.validate(control.LabOptions(nodes=3, migration_hosts=(("node3", "node3-san"),)))
 
 
 def test_guest_count_is_validated() -> None:

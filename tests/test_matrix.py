@@ -146,6 +146,17 @@ def test_json_has_the_cells_the_playbook_consumers_read(before: Path) -> None:
     assert c12["rate"]["wire_bps"] > 0 and Path(c12["run_dir"], "run.json").is_file()
 
 
+def test_a_pair_off_its_link_shows_the_route_the_source_picked(before: Path) -> None:
+    code, out, _ = run_cli("matrix", str(before), "--format", "json")
+    for cell in json.loads(out)["cells"]:
+        assert "route" in cell
+    _, text, _ = run_cli("matrix", str(before))
+    failed = [ln for ln in text.splitlines() if ": FAIL" in ln.upper() and " -> " in ln]
+    routes = [ln for ln in text.splitlines() if "; route " in ln]
+    assert all("; route " not in ln for ln in text.splitlines() if "PASS" in ln.upper() and " -> " in ln)
+    assert len(routes) <= len(failed)
+
+
 def test_every_format_renders(before: Path) -> None:
     m = build.build([before])
     assert set(render.RENDERERS) == set(Format)

@@ -20,9 +20,9 @@ import sample_reports as samples
 from verifier import probe
 from verifier.cli import main
 from verifier.errors import EnvironmentProblem
+from verifier.hypervisor.probes import domain_types, security_labels
 from verifier.jobs import Backends, Finished, JobOptions
 from verifier.model import JobProgress, MigrationRequest, MigrationResult, MigrationStatus
-from verifier.hypervisor.probes import domain_types, security_labels
 from verifier.store import Stored
 
 CAPS = """<capabilities>

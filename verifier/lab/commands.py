@@ -11,16 +11,16 @@ from typing import TextIO
 
 from verifier import signals
 from verifier.errors import ExitCode, UsageError, VerifierError
-from verifier.lab import control, load, spec
+from verifier.lab import control, labstatus, load, spec
 from verifier.lab.system import netns_list, require_root
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     lab = sub.add_parser(
         "lab",
-        help="the two-node libvirt lab in network namespaces",
-        description=f"A two-node cluster (node1, node2) in network namespaces with "
-        f"real libvirtd and QEMU guests ({spec.GUEST} by default). State lives in "
+        help="the two-node (or three-node) libvirt lab in network namespaces",
+        description=f"A cluster (node1, node2; node3 with --nodes 3) in network namespaces with "
+        f"real libvirtd, sshd and QEMU guests ({spec.GUEST} by default). State lives in "
         f"{spec.STATE_DIR}.",
     )
     labsub = lab.add_subparsers(dest="lab_command", required=True, metavar="{up,down,status,exec,load}")
@@ -54,6 +54,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="cap that rewriting at MBPS MiB/s (default: as fast as it can)",
     )
     p_up.add_argument(
+        "--nodes",
+        type=int,
+        default=len(spec.NODES),
+        metavar="N",
+        help=f"build node1..nodeN ({len(spec.NODES)}-{len(spec.ALL_NODES)}, default %(default)s), "
+        "every link a segment all nodes share",
+    )
+    p_up.add_argument(
         "--migration-host",
         action="append",
         default=[],
@@ -64,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p_st = labsub.add_parser("status", help="nodes, links, addresses, daemons, where each guest runs")
     p_st.add_argument("--json", action="store_true", help="print JSON")
     p_ex = labsub.add_parser("exec", help="run a command inside a node: NODE -- CMD...")
-    p_ex.add_argument("node", choices=spec.NODES)
+    p_ex.add_argument("node", choices=spec.ALL_NODES)
     p_ex.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
     p_ld = labsub.add_parser(
         "load",
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             guests=args.guests,
             dirty_mib=args.dirty,
             dirty_rate=args.dirty_rate,
+            nodes=args.nodes,
         )
         control.up(options, progress=progress)
         return 0
@@ -97,7 +106,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         problems = control.down(progress=progress)
         return 4 if problems else 0
     if args.lab_command == "status":
-        st = control.status()
+        st = labstatus.status()
         out.write(json.dumps(st, indent=2) + "\n" if args.json else render_status(st))
         return 0
     if args.lab_command == "load":
@@ -179,6 +188,8 @@ def render_status(st: dict) -> str:
     for node in st["nodes"]:
         daemon = node["libvirtd"]
         dstate = f"libvirtd pid {daemon['pid']} running" if daemon["running"] else "libvirtd not running"
+        ssh = node.get("sshd") or {}
+        dstate += f", sshd pid {ssh['pid']} running" if ssh.get("running") else ", sshd not running"
         lines.append(f"{node['name']}: netns {'present' if node['netns'] else 'absent'}, {dstate}, {node['uri']}")
         for link in node.get("links", []):
             master = f" (port of {link['master']})" if link["master"] else ""

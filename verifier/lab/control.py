@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.errors import EnvironmentProblem, UsageError
-from verifier.lab import daemon, dirty, guest, network, spec
+from verifier.lab import daemon, dirty, guest, network, spec, sshd
 from verifier.lab.system import netns_list, netns_pids, require_netns, require_root, require_tools
 from verifier.runs import write_json
 
@@ -35,10 +35,15 @@ class LabOptions:
     guests: int = 1  # vm01..vmNN, all started on node1
     dirty_mib: int = 0  # > 0: the guests boot a program that keeps rewriting this many MiB
     dirty_rate: int = 0  # MiB/s cap on that rewriting; 0: as fast as it can
+    nodes: int = len(spec.NODES)  # node1..nodeN
 
     @property
     def guest_names(self) -> tuple[str, ...]:
         return spec.guest_names(self.guests)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return spec.nodes(self.nodes)
 
     def migration_host(self, node: str) -> str | None:
         return dict(self.migration_hosts).get(node)
@@ -73,6 +78,8 @@ def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
 
 
 def validate(options: LabOptions) -> None:
+    if not len(spec.NODES) <= options.nodes <= len(spec.ALL_NODES):
+        raise UsageError(f"--nodes must be {len(spec.NODES)}..{len(spec.ALL_NODES)}, got {options.nodes}")
     if not 1 <= options.guests <= spec.GUESTS_MAX:
         raise UsageError(
             f"--guests must be 1..{spec.GUESTS_MAX}, got {options.guests}",
@@ -87,9 +94,9 @@ def validate(options: LabOptions) -> None:
             hint="pick a size that fits the guest's RAM",
         )
     for node, host in options.migration_hosts:
-        if node not in spec.NODES:
+        if node not in options.members:
             raise UsageError(
-                f"--migration-host names unknown node {node!r}", hint=f"use one of {', '.join(spec.NODES)}"
+                f"--migration-host names unknown node {node!r}", hint=f"use one of {', '.join(options.members)}"
             )
         if not host or not all(c.isalnum() or c in "-._:" for c in host):
             raise UsageError(f"--migration-host value {host!r} is not a host name or address")
@@ -110,7 +117,7 @@ def _up(options: LabOptions, state_dir: Path, progress: Progress) -> str:
     if state and state.get("phase") == "up" and state.get("options") == _options_json(options) and healthy(state_dir):
         progress("lab already up with these options; nothing to do")
         return "already up"
-    if state or state_dir.exists() or set(spec.NODES) & set(netns_list()):
+    if state or state_dir.exists() or {*spec.ALL_NODES, spec.HUB} & set(netns_list()):
         progress("removing the previous lab first")
         _down(state_dir, progress=lambda _m: None)
     try:
@@ -138,14 +145,17 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
         "started": time.time(),
     }
     # Record the mountpoints before creating them, so a crash right after still removes them.
-    created = daemon.missing_mountpoints()
+    created = daemon.missing_mountpoints() + ([] if sshd.PRIVSEP_DIR.exists() else [sshd.PRIVSEP_DIR])
     state["created_dirs"] = [str(p) for p in created]
     _write_state(state_dir, state)
     for path in created:
         path.mkdir(parents=True, exist_ok=True)
 
-    progress("creating namespaces node1, node2 and links br0/eth0, ring1, san0, san1")
-    network.build()
+    members = options.members
+    progress(f"creating namespaces {', '.join(members)} and links br0/eth0, ring1, san0, san1 (bridged in {spec.HUB})")
+    network.build(members)
+    # Before the daemons start: `ip netns exec` binds /etc/netns/NODE/ssh over /etc/ssh only then.
+    sshd.write_config(members, state_dir)
     data_files: dict[str, Path | None] = {name: None for name in options.guest_names}
     if options.guest_data_mib:
         progress(f"writing {options.guest_data_mib} MiB of random data per guest")
@@ -155,14 +165,19 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
             path = spec.guest_data_file(name, state_dir)
             guest.write_data_file(path, options.guest_data_mib)
             data_files[name] = path
-    for node in spec.NODES:
-        daemon.write_config(node, state_dir, options.migration_host(node))
+    for node in members:
+        daemon.write_config(node, state_dir, options.migration_host(node), members)
         pid = daemon.start(node, state_dir)
         state["pids"][node] = pid
         _write_state(state_dir, state)
-    for node in spec.NODES:
-        progress(f"waiting for libvirtd on {node}")
+    state["sshd"] = {}
+    for node in members:
+        progress(f"waiting for libvirtd on {node}, then starting its sshd")
         daemon.wait_ready(node, state_dir, state["pids"][node])
+        state["sshd"][node] = sshd.start(node, state_dir, state["pids"][node])
+        _write_state(state_dir, state)
+    for node in members:
+        sshd.wait_ready(node, state_dir, state["sshd"][node])
     progress(f"defining and starting {', '.join(options.guest_names)} on node1")
     os_xml = None
     if options.dirty_mib:
@@ -178,23 +193,39 @@ def _build(options: LabOptions, state_dir: Path, progress: Progress) -> None:
         guest.define_and_start(spec.socket_uri("node1", state_dir), xml)
     state["phase"] = "up"
     _write_state(state_dir, state)
-    progress("lab is up: " + ", ".join(f"{n} {spec.libvirt_uri(n)}" for n in spec.NODES))
+    progress("lab is up: " + ", ".join(f"{n} {spec.libvirt_uri(n)}" for n in members))
 
 
 def healthy(state_dir: Path = spec.STATE_DIR) -> bool:
     state = read_state(state_dir)
     if not state or state.get("phase") != "up":
         return False
-    if not set(spec.NODES) <= set(netns_list()):
+    members = members_of(state)
+    if not {*members, spec.HUB} <= set(netns_list()):
         return False
-    return all(daemon.alive(int(state["pids"].get(n, 0) or 0)) for n in spec.NODES)
+    pids = [state["pids"].get(n, 0) for n in members] + [state.get("sshd", {}).get(n, 0) for n in members]
+    return all(daemon.alive(int(pid or 0)) for pid in pids)
+
+
+def members_of(state: dict[str, Any] | None) -> tuple[str, ...]:
+    """The nodes a lab state was built with (two when it does not say)."""
+    count = ((state or {}).get("options") or {}).get("nodes", len(spec.NODES))
+    try:
+        return spec.nodes(count if isinstance(count, int) else len(spec.NODES))
+    except ValueError:
+        return spec.NODES
+
+
+def nodes(state_dir: Path = spec.STATE_DIR) -> tuple[str, ...]:
+    """The nodes of the current lab."""
+    return members_of(read_state(state_dir))
 
 
 def lab_pids(state_dir: Path) -> list[int]:
     """Processes that belong to the lab: inside its namespaces, or naming its state directory."""
     pids: set[int] = set()
     present = set(netns_list())
-    for node in spec.NODES:
+    for node in (*spec.ALL_NODES, spec.HUB):
         if node in present:
             pids.update(netns_pids(node))
     marker = str(state_dir).encode()
@@ -248,46 +279,6 @@ def guest_names(state_dir: Path = spec.STATE_DIR) -> tuple[str, ...]:
     options = (read_state(state_dir) or {}).get("options") or {}
     count = options.get("guests", 1)
     return spec.guest_names(count if isinstance(count, int) and 1 <= count <= spec.GUESTS_MAX else 1)
-
-
-def status(state_dir: Path = spec.STATE_DIR) -> dict[str, Any]:
-    """What exists now: nodes, links, addresses, daemons and where each guest runs."""
-    from verifier import topology
-
-    state = read_state(state_dir) or {}
-    present = set(netns_list())
-    nodes = []
-    for node in spec.NODES:
-        entry: dict[str, Any] = {"name": node, "netns": node in present, "uri": spec.libvirt_uri(node)}
-        if node in present:
-            topo = topology.discover(netns=node)
-            entry["links"] = [
-                {
-                    "name": i.name,
-                    "kind": i.kind,
-                    "master": i.master,
-                    "state": i.operstate,
-                    "addresses": [a for a in i.addresses if not a.startswith("fe80")],
-                    "mtu": i.mtu,
-                }
-                for i in topo.interfaces
-                if i.kind != "loopback"
-            ]
-        pid = int(state.get("pids", {}).get(node, 0) or 0)
-        entry["libvirtd"] = {"pid": pid or None, "running": bool(pid) and daemon.alive(pid)}
-        nodes.append(entry)
-    running = {n["name"]: spec.socket_uri(n["name"], state_dir) for n in nodes if n["libvirtd"]["running"]}
-    return {
-        "state_dir": str(state_dir),
-        "phase": state.get("phase", "down"),
-        "options": state.get("options"),
-        "nodes": nodes,
-        "guests": guest.locate_all(running, guest_names(state_dir)) if running else {},
-        "notes": [
-            "no bond: the bonding driver is absent on this kernel, so the LAN is eth0 "
-            "bridged into br0; bond logic is tested on netlink snapshots"
-        ],
-    }
 
 
 def require_up(state_dir: Path = spec.STATE_DIR) -> None:

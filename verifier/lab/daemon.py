@@ -18,7 +18,7 @@ from verifier.errors import EnvironmentProblem
 from verifier.lab import spec
 
 
-def write_config(node: str, state_dir: Path, migration_host: str | None) -> Path:
+def write_config(node: str, state_dir: Path, migration_host: str | None, members: tuple[str, ...] = spec.NODES) -> Path:
     """Create the node's private libvirt tree and return its libvirtd.conf path."""
     base = spec.node_dir(node, state_dir)
     for sub, _target in spec.LIBVIRT_PATHS:
@@ -45,7 +45,7 @@ def write_config(node: str, state_dir: Path, migration_host: str | None) -> Path
     if migration_host:
         qemu.append(f'migration_host = "{migration_host}"')
     (base / "etc" / "qemu.conf").write_text("\n".join(qemu) + "\n")
-    (base / "corosync.conf").write_text(spec.corosync_conf())
+    (base / "corosync.conf").write_text(spec.corosync_conf(members))
     return conf
 
 

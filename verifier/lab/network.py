@@ -1,4 +1,9 @@
-"""Build and remove the lab's namespaces, veth links, bridge, addresses, shaping and hosts files."""
+"""Build and remove the lab's namespaces, veth links, bridges, addresses, shaping and hosts files.
+
+Every link is a shared segment: a bridge per link in the hub namespace (spec.HUB), one veth per
+node into it, so two nodes and three are wired the same way. The hub has no addresses, and no
+lab address ever exists in the host's namespace.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +17,28 @@ NETNS_ETC = Path("/etc/netns")
 
 
 def build(nodes: tuple[str, ...] = spec.NODES) -> None:
-    """Create both nodes and every link; the caller tears down on failure."""
-    first, second = nodes
-    for node in nodes:
-        run(["ip", "netns", "add", node])
-        run(["ip", "-n", node, "link", "set", "lo", "up"])
+    """Create the hub, the nodes and every link (each node's end shaped and addressed as in the
+    two-node layout, where the LAN was tbf-shaped on both ends); the caller tears down on failure."""
+    for ns in (spec.HUB, *nodes):
+        run(["ip", "netns", "add", ns])
+        run(["ip", "-n", ns, "link", "set", "lo", "up"])
+    hub = ["ip", "-n", spec.HUB]
     for link in spec.LINKS:
-        # Created directly inside the namespaces: no temporary name ever shows on the host.
-        run(
-            ["ip", "link", "add", link.name, "netns", first, "type", "veth", "peer", "name", link.name, "netns", second]
-        )
+        bridge = spec.hub_bridge(link)
+        # STP off and no forward delay: a port forwards at once, like a switch without loops.
+        run([*hub, "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+        run([*hub, "link", "set", bridge, "up"])
         for node in nodes:
+            port = spec.hub_port(node, link)
+            # Created directly inside the namespaces: no temporary name ever shows on the host.
+            run(
+                ["ip", "link", "add", link.name, "netns", node, "type", "veth", "peer", "name", port, "netns", spec.HUB]
+            )
+            run([*hub, "link", "set", port, "master", bridge])
+            run([*hub, "link", "set", port, "up"])
             _configure(node, link)
     for node in nodes:
-        write_hosts(node)
+        write_hosts(node, nodes)
 
 
 def _configure(node: str, link: spec.LinkSpec) -> None:
@@ -61,17 +74,17 @@ def _configure(node: str, link: spec.LinkSpec) -> None:
         )
 
 
-def write_hosts(node: str) -> None:
+def write_hosts(node: str, members: tuple[str, ...] = spec.NODES) -> None:
     directory = NETNS_ETC / node
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "hosts").write_text(spec.hosts_file(node))
+    (directory / "hosts").write_text(spec.hosts_file(node, members))
 
 
-def remove(nodes: tuple[str, ...] = spec.NODES) -> list[str]:
-    """Delete the namespaces (their veths go with them) and hosts files; return what failed."""
+def remove(nodes: tuple[str, ...] = spec.ALL_NODES) -> list[str]:
+    """Delete the namespaces (their veths go with them) and /etc/netns files; return what failed."""
     problems: list[str] = []
     present = set(netns_list())
-    for node in nodes:
+    for node in (*nodes, spec.HUB):
         if node in present:
             proc = run(["ip", "netns", "del", node], check=False)
             if proc.returncode != 0:

@@ -8,7 +8,7 @@ from verifier.lab import spec
 
 
 def read(dest: str) -> DestConfig:
-    if dest not in spec.NODES:
+    if dest not in spec.ALL_NODES:
         return DestConfig(None)
     conf = spec.node_dir(dest) / "etc" / "qemu.conf"
     return read_file(conf) if conf.exists() else DestConfig(None)

@@ -12,8 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-NODES: tuple[str, ...] = ("node1", "node2")
-LAYOUT_VERSION = 3  # bump when what `lab up` builds changes
+NODES: tuple[str, ...] = ("node1", "node2")  # the default lab
+ALL_NODES: tuple[str, ...] = ("node1", "node2", "node3")  # `lab up --nodes 3`
+HUB = "vplab-hub"  # the namespace holding one bridge per link: every node's veth is a port of it
+LAYOUT_VERSION = 4  # bump when what `lab up` builds changes
 GUEST = "vm01"  # the default (and first) guest; `lab up --guests N` adds vm02..vmN
 # Each guest is an idle TCG QEMU of ~240 MiB RSS plus its data file in /run (tmpfs): eight keep
 # the lab under 3 GiB and its start-up within seconds on a 2-core machine.
@@ -30,7 +32,7 @@ LAN_RATE = "1gbit"
 
 @dataclass(frozen=True)
 class LinkSpec:
-    """One point-to-point link between node1 and node2, the same interface name on both ends."""
+    """One shared segment (a bridge in the hub namespace), the same interface name on every node."""
 
     name: str  # interface name on each node
     role: str
@@ -62,9 +64,25 @@ LINKS: tuple[LinkSpec, ...] = (
 
 
 def node_index(node: str) -> int:
-    if node not in NODES:
-        raise ValueError(f"unknown lab node {node!r}; the lab has {', '.join(NODES)}")
-    return NODES.index(node) + 1
+    if node not in ALL_NODES:
+        raise ValueError(f"unknown lab node {node!r}; the lab has {', '.join(ALL_NODES)}")
+    return ALL_NODES.index(node) + 1
+
+
+def nodes(count: int = len(NODES)) -> tuple[str, ...]:
+    """node1..nodeCOUNT: the nodes `lab up --nodes COUNT` builds."""
+    if not 2 <= count <= len(ALL_NODES):
+        raise ValueError(f"the lab has 2..{len(ALL_NODES)} nodes, not {count}")
+    return ALL_NODES[:count]
+
+
+def hub_port(node: str, link: LinkSpec) -> str:
+    """The hub's end of NODE's veth on LINK, e.g. n1-san0 (at most 15 characters)."""
+    return f"n{node_index(node)}-{link.name}"
+
+
+def hub_bridge(link: LinkSpec) -> str:
+    return f"hub-{link.name}"
 
 
 def link(name: str) -> LinkSpec:
@@ -74,23 +92,23 @@ def link(name: str) -> LinkSpec:
     raise KeyError(name)
 
 
-def hosts_file(node: str) -> str:
+def hosts_file(node: str, members: tuple[str, ...] = NODES) -> str:
     """The /etc/hosts each node sees (ip netns exec bind-mounts /etc/netns/NODE/hosts)."""
     node_index(node)
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     for spec in LINKS:
         for suffix in spec.host_names:
-            for peer in NODES:
+            for peer in members:
                 lines.append(f"{spec.address(peer)}\t{peer}{suffix}")
     return "\n".join(lines) + "\n"
 
 
-def corosync_conf() -> str:
+def corosync_conf(members: tuple[str, ...] = NODES) -> str:
     """A corosync.conf naming ring1 as ring0, so the tool's role discovery has something real to find."""
     nodes = "".join(
         f"    node {{\n        name: {n}\n        nodeid: {node_index(n)}\n"
         f"        ring0_addr: {link('ring1').address(n)}\n    }}\n"
-        for n in NODES
+        for n in members
     )
     return (
         "totem {\n    version: 2\n    cluster_name: verify-path-lab\n    transport: knet\n}\n"

@@ -18,6 +18,10 @@ REQUIRED_TOOLS = {
     "libvirtd": "libvirt-daemon",
     "qemu-system-x86_64": "qemu-system-x86",
     "virsh": "libvirt-clients",
+    "nsenter": "util-linux",
+    "sshd": "openssh-server",  # one per node: qemu+ssh:// and Ansible reach the nodes by name
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from verifier.matrix import html, junit
 from verifier.matrix.model import Cell, Matrix, Side
-from verifier.matrix.words import grid_cell, headline, legend, pair_line
+from verifier.matrix.words import grid_cell, headline, legend, pair_line, route_text
 from verifier.render.formats import Format
 from verifier.render.markdown import escape
 
@@ -71,6 +71,7 @@ def cell_dict(cell: Cell) -> dict[str, Any]:
         "receive_from": cell.receive_from or None,
         "receive_run_dir": cell.receive_run_dir,
         "network": cell.network,
+        "route": route_text(cell),
         "migration_status": cell.migration_status,
         "expected": list(cell.expected),
         "probe": cell.probe,

@@ -51,12 +51,22 @@ def side_text(side: Side | None) -> str:
     return " -> ".join(side.path) if side.path else side.interface
 
 
+def route_text(cell: Cell) -> str | None:
+    """The route the source's kernel picked for the stream (from the send run's prediction)."""
+    if cell.report is None:
+        return None
+    return next((r.detail for r in cell.report.prediction.reasons if r.step == "route"), None)
+
+
 def pair_line(cell: Cell) -> str:
     rx = side_text(cell.receive) + (f" ({cell.receive_from})" if cell.receive_from else "")
     marks = f" [{', '.join(cell.marks)}]" if cell.marks else ""
+    # A pair off its expected link says why: the route is what to fix (e.g. a missing storage route).
+    route = route_text(cell) if cell.verdict not in ("pass", "observed") else None
     return (
         f"{cell.source} -> {cell.destination}: {verdict_word(cell.verdict)}{marks}; sent on {side_text(cell.send)}, "
         f"received on {rx}; network {cell.network or '?'}; {rate_text(cell.rate)}; run {cell.run_dir or '-'}"
+        + (f"; route {route}" if route else "")
     )
 
 
