@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, VP, guest_home, verify_path, virsh
+from conftest import REPO, VP, guest_home, in_node, verify_path, virsh, wait_for
 
 from verifier.lab import load, spec
 
@@ -80,12 +80,21 @@ def _virsh_migrate_async(node: str, vm: str, *extra: str) -> subprocess.Popen[st
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
+def _streaming(vm: str) -> bool:
+    """The migration job of VM has sent bytes: its stream is on the wire now (not still starting)."""
+    proc = in_node("node1", "virsh", "-c", "qemu+tcp://node1/system", "domjobinfo", vm)
+    for line in proc.stdout.splitlines():
+        if line.startswith("Data processed:"):
+            return not line.split(":", 1)[1].strip().startswith("0.000")
+    return False
+
+
 def test_a_concurrent_migration_is_listed_as_foreign_with_its_owner(lab_two_guests: None, tmp_path: Path) -> None:
     # vm02 crawls over the LAN at 10 MiB/s (about 10 s of stream, after its destination QEMU
     # started) while vm01 goes over san0.
     other = _virsh_migrate_async("node1", "vm02", "--bandwidth", "10")
     try:
-        time.sleep(3.0)
+        assert wait_for(lambda: _streaming("vm02"), timeout=60), "vm02's migration never started sending"
         code, report, err = verify_path("node1", "vm01", "node2", "--via", "san0", "--expect", "san0", tmp=tmp_path)
     finally:
         other.wait(120)

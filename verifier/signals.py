@@ -19,22 +19,28 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
 
 
 def install() -> None:
-    """Make SIGTERM raise KeyboardInterrupt in the main thread, like SIGINT."""
+    """Make SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, like SIGINT: a run
+    started over SSH (Ansible) whose connection drops must still abort the migration, destroy a
+    probe guest and store what it saw."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGHUP, _raise_interrupt)
 
 
 @contextlib.contextmanager
 def shielded(what: str = "cleaning up") -> Iterator[None]:
-    """Within the block, SIGINT/SIGTERM only print a note; the previous handlers come back after."""
+    """Within the block, SIGINT/SIGTERM/SIGHUP only print a note; the previous handlers come back after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def note(_signum: int, _frame: FrameType | None) -> None:
-        print(f"verify-path: {what}, please wait", file=sys.stderr, flush=True)
+        try:
+            print(f"verify-path: {what}, please wait", file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass  # the terminal (or SSH session) that would read it is gone: clean up all the same
 
-    old = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

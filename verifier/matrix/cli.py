@@ -30,6 +30,7 @@ def parser() -> Parser:
     )
     p.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="directories searched for run.json")
     p.add_argument("--format", default="text", help="text (default), markdown, html, json or junit")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("-o", "--output", type=Path, help="write to this file (mode 0600) instead of stdout")
     p.add_argument(
         "--network",
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from verifier.cli.output import write_file
 
     try:
-        fmt = formats.parse(args.format)
+        fmt = formats.parse("json" if args.json else args.format)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     matrix = build.build(args.run_dirs, networks(args.network), args.partial)
