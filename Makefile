@@ -71,7 +71,7 @@ test: install lint typecheck
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python -m verifier.bench
+	$(BIN)/python -m verifier.bench --lab
 
 lab-up: install
 	$(BIN)/verify-path lab up

@@ -1,1 +1,1 @@
-"""`make bench`: the capture engine measured side by side with tcpdump, iperf3 and libvirt in the lab."""
+"""`make bench`: both capture engines against tcpdump and iperf3 in the bench's own namespaces (lab cases: --lab)."""

@@ -1,51 +1,138 @@
-"""A capture-only process for the benchmark: arm LiveCapture, wait, print the counts as JSON.
+"""A capture-only process for the benchmark: arm one engine, count until told to stop, print JSON.
 
-Run inside a lab node: `python -m verifier.bench.sniff --interfaces san0,san1 --seconds 14 --out DIR`.
-CPU time is measured inside the process, from armed to stopped, all threads included.
+`python -m verifier.bench.sniff --engine default|ring --interfaces san0,san1 [--out DIR]`, run
+inside a namespace (`ip netns exec`). Prints "armed" on stderr once counting, stops at a line or
+EOF on stdin, then prints one JSON object on stdout.
+
+- default: what verify-path uses without options, `engines.make(engines.choose(None), ...)`: eBPF
+  counting with the sampled evidence ring when eBPF loads, the ring alone otherwise (the JSON says
+  which engine counted, and why).
+- ring: the TPACKET_V3 ring engine alone (live.py), every frame's headers to the pcap.
+
+CPU: this process's user+system seconds from before the engine is built to after stop(), all
+threads (the evidence ring's reader included; setup reported apart as well), plus the run time
+of this process's eBPF programs measured by the kernel (run_time_ns, per program, the
+difference between arming and stopping). The programs run in the sender's and receiver's
+softirq context, so their cost is nobody's process CPU; the kernel only measures it while
+statistics are enabled, which this process turns on with BPF_ENABLE_STATS for exactly that
+window: a file descriptor that the kernel counts like a reference, so it neither overrides nor
+resets `kernel.bpf_stats_enabled` set by someone else, and closing it (also by dying) turns the
+measurement off again.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
-from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
+from verifier.capture import engines
+from verifier.capture.live import DEFAULT_RCVBUF
+
+BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
+
+
+def enable_bpf_stats() -> int:
+    """A descriptor that keeps eBPF run-time statistics on while it is open (libbpf bpf_enable_stats)."""
+    from verifier.capture.ebpf import loader
+
+    fn = loader.libbpf().bpf_enable_stats
+    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+    fd = int(fn(BPF_STATS_RUN_TIME))
+    if fd < 0:
+        raise OSError(-fd, f"BPF_ENABLE_STATS: {os.strerror(-fd)}")
+    return fd
+
+
+def own_programs() -> dict[int, tuple[int, int]]:
+    """{prog_id: (run_time_ns, run_cnt)} of every eBPF program this process holds a descriptor of.
+
+    Only ours by construction: the capture engine loaded them, nothing else in this process loads
+    any (the ring's socket filter is classic BPF, which has no descriptor).
+    """
+    found: dict[int, tuple[int, int]] = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:bpf-prog":
+                continue
+            text = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        except OSError:
+            continue  # the listing's own descriptor, gone by now
+        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+        prog_id = int(fields.get("prog_id", "0").strip() or 0)
+        found[prog_id] = (int(fields.get("run_time_ns", "0").strip()), int(fields.get("run_cnt", "0").strip()))
+    return found
+
+
+def _evidence_drops(capture: Any) -> int | None:
+    # Combined.stop() keeps the evidence ring's pcaps and problems but not its drop counts; they
+    # are read here, from the ring it holds, so a sampled ring that cannot keep up is still seen.
+    evidence = getattr(capture, "_evidence", None)
+    drops = getattr(evidence, "_drops", None)
+    return sum(drops.values()) if isinstance(drops, dict) else None
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="verifier.bench.sniff")
+    p = argparse.ArgumentParser(prog="python -m verifier.bench.sniff")
+    p.add_argument("--engine", choices=("default", "ring"), required=True)
     p.add_argument("--interfaces", required=True)
-    p.add_argument("--seconds", type=float, required=True)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ports", default="49152-49215")
-    p.add_argument("--rcvbuf", type=int, default=DEFAULT_RCVBUF)
     args = p.parse_args(argv)
     lo, _, hi = args.ports.partition("-")
-    cap = LiveCapture(args.interfaces.split(","), ((int(lo), int(hi or lo)),), args.out, rcvbuf=args.rcvbuf)
-    cap.start()
-    print("armed", file=sys.stderr, flush=True)
-    cpu0 = time.process_time()
-    time.sleep(args.seconds)
-    result = cap.stop(drain_s=0.2)
-    cpu = time.process_time() - cpu0
+    ports = ((int(lo), int(hi or lo)),)
+    # Imported before the CPU window: a long-running verify-path has paid for them once.
+    import scapy.arch.linux  # noqa: F401
+    import scapy.layers.l2  # noqa: F401
+
+    choice = engines.choose(None if args.engine == "default" else "ring")
+    stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
+    try:
+        cpu0 = os.times()
+        capture = engines.make(choice, args.interfaces.split(","), ports, args.out, rcvbuf=DEFAULT_RCVBUF)
+        capture.start()
+        armed = os.times()
+        before = own_programs()
+        print("armed", file=sys.stderr, flush=True)
+        sys.stdin.readline()
+        after = own_programs()  # before stop(), which closes the programs
+        result = capture.stop(drain_s=0.2)
+        cpu1 = os.times()
+    finally:
+        if stats_fd is not None:
+            os.close(stats_fd)
+    runs = {
+        pid: (after[pid][0] - before.get(pid, (0, 0))[0], after[pid][1] - before.get(pid, (0, 0))[1]) for pid in after
+    }
     out = {
-        "cpu_s": cpu,
+        "engine": result.engine,
+        "pcaps": result.pcaps,
+        "note": result.engine_note or choice.note,
+        "cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system,
+        # Of that, building and starting the engine (loading and verifying the eBPF object,
+        # opening the ring's sockets): a fixed cost per capture, whatever it then counts.
+        "setup_cpu_s": armed.user + armed.system - cpu0.user - cpu0.system,
+        "bpf_run_time_ns": sum(r[0] for r in runs.values()),
+        "bpf_run_cnt": sum(r[1] for r in runs.values()),
+        "bpf_programs": len(runs),
+        "evidence_drops": _evidence_drops(capture),
+        "problems": list(result.problems),
         "interfaces": {
             c.name: {
-                "bytes": c.bytes_tx + c.bytes_rx,
+                "bytes": c.bytes_tx + c.bytes_rx + c.other_bytes,  # all the filter matched, as tcpdump
                 "packets": c.packets,
                 "payload": c.payload,
                 "drops": c.drops,
-                "kernel_packets": c.kernel_packets,
                 "counter_bytes": (c.counter_tx or 0) + (c.counter_rx or 0),
             }
             for c in result.interfaces
         },
     }
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
     return 0
 
 

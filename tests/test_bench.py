@@ -1,0 +1,149 @@
+"""The benchmark's arithmetic on canned numbers (no root), and its smoke run in the lab (marker lab)."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, guest_home
+
+from verifier.bench import lab as bench_lab
+from verifier.bench import table, tools
+
+
+def _case(name: str, engine: str = "ebpf", **over: Any) -> dict[str, Any]:
+    case: dict[str, Any] = {
+        "case": name,
+        "engine": engine,
+        "engine_asked": "default" if engine == "ebpf" else "ring",
+        "gbit_s": 25.0,
+        "ours_bytes": 30_000_000_000,
+        "ours_payload": 29_000_000_000,
+        "ours_drops": 0,
+        "ours_process_cpu_s": 0.5,
+        "ours_setup_cpu_s": 0.4,
+        "ours_bpf_cpu_s": 0.2,
+        "tcpdump_bytes": 30_000_000_000,
+        "tcpdump_drops": 0,
+        "tcpdump_cpu_s": 0.3,
+        "iperf_sent": 29_000_000_000,
+    }
+    return case | over
+
+
+def _run(**over: Any) -> dict[str, Any]:
+    run: dict[str, Any] = {
+        "accuracy": [_case("one stream san0"), _case("two streams san0+san1"), _case("offloads off san0")],
+        "overhead": {
+            "iperf_alone_gbit_s": 30.0,
+            "iperf_default_gbit_s": 29.4,
+            "iperf_ring_gbit_s": 24.0,
+            "iperf_tcpdump_gbit_s": 28.5,
+            "default_engine": "ebpf",
+        },
+    }
+    return run | over
+
+
+def test_ratios_count_the_ebpf_run_time_and_split_off_setup() -> None:
+    r = table.ratios(_case("one stream san0"))
+    assert r["bytes_vs_tcpdump"] == 1.0
+    assert r["payload_vs_iperf"] == 1.0
+    # ours: (0.5 process + 0.2 eBPF) / 30 GB; tcpdump: 0.3 / 30 GB
+    assert r["cpu_per_gb_vs_tcpdump"] == pytest.approx(0.7 / 0.3)
+    assert r["cpu_per_gb_armed_vs_tcpdump"] == pytest.approx(0.3 / 0.3)
+
+
+def test_a_missing_reference_gives_nan_not_a_crash() -> None:
+    r = table.ratios(_case("one stream san0", tcpdump_bytes=0, tcpdump_cpu_s=0.0))
+    assert math.isnan(r["bytes_vs_tcpdump"]) and math.isnan(r["cpu_per_gb_vs_tcpdump"])
+
+
+def test_the_table_keeps_the_readme_columns_and_names_the_engine() -> None:
+    text = table.run_table(_run())
+    header = text.splitlines()[0]
+    for column in ("case", "engine", "Gbit/s", "ours/tcpdump", "payload/iperf", "drops ours", "CPU/GB ours/tcpdump"):
+        assert column in header
+    assert "one stream san0        ebpf" in text and "1.00000" in text
+    assert "with our capture / without: 0.980 (ebpf" in text
+    assert "not measured (needs --lab)" in text
+
+
+def test_targets_hold_only_when_every_run_meets_them() -> None:
+    good, bad = _run(), _run()
+    bad["accuracy"] = [
+        _case("one stream san0", ours_bytes=29_999_000_000),  # 0.99997: not 1.00000
+        _case("two streams san0+san1"),
+        _case("offloads off san0", ours_drops=12),
+    ]
+    found = {t.name.split(":")[0].split(" (")[0]: t for t in table.targets([good, bad])}
+    assert found["bytes 1.00000 of tcpdump's, TSO, 1 and 2 streams, 0 drops"].met is False
+    offloads = found["offloads off"]
+    assert offloads.met is False and "1 of 2 runs" in offloads.detail
+    assert found["CPU per GB <= 1.0x tcpdump's"].met is False  # 2.33x
+    assert found["iperf3 throughput with capture / without >= 0.97"].met is True  # 0.98
+    assert found["time to verdict beyond the migration <= 1 s"].met is None  # no --lab
+    assert table.targets([good])[0].met is True
+
+
+def test_ring_rows_do_not_count_toward_the_default_engines_targets() -> None:
+    run = _run()
+    run["accuracy"].append(_case("offloads off san0", engine="ring", ours_bytes=1, ours_drops=10**6))
+    offloads = table.targets([run])[1]
+    assert offloads.met is True, offloads
+
+
+def test_lab_targets_come_from_the_migration_case() -> None:
+    migration = {
+        "guest_memory_mib": 1024,
+        "guest_data_mib": 896,
+        "migration_s": 4.0,
+        "migration_watched_s": 4.2,
+        "duration_ratio": 1.05,
+        "time_to_verdict_beyond_migration_s": 0.8,
+    }
+    found = table.targets([_run(migration=migration)])
+    assert [t.met for t in found[-2:]] == [False, True]
+    assert "1024 MiB guest" in table.run_table(_run(migration=migration))
+
+
+def test_pcap_wire_bytes_sums_original_lengths(tmp_path: Path) -> None:
+    path = tmp_path / "x.pcap"
+    head = struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 128, 1)
+    records = b"".join(struct.pack("=IIII", 1, 0, 4, orig) + b"abcd" for orig in (1514, 66, 65160))
+    path.write_bytes(head + records)
+    assert tools.pcap_wire_bytes(path) == (3, 1514 + 66 + 65160)
+
+
+def test_the_bench_guest_is_the_lab_guest_with_more_memory(tmp_path: Path) -> None:
+    xml = bench_lab.domain_xml(1024, tmp_path / "data.bin")
+    assert "<memory unit='MiB'>1024</memory>" in xml and f"<name>{bench_lab.NAME}</name>" in xml
+    assert str(tmp_path / "data.bin") in xml
+    assert bench_lab.data_max_mib(1024) == 1024 - 64 - 32
+
+
+@pytest.mark.lab
+def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    argv = [sys.executable, "-m", "verifier.bench", "--runs", "1", "--seconds", "3", "--analyze-mb", "30"]
+    argv += ["--lab", "--lab-rounds", "1", "--guest-memory-mib", "512", "--guest-data-mib", "256", "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1200, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads(out.read_text())
+    cases = {c["case"]: c for c in results["accuracy"]}
+    assert set(cases) == {"one stream san0", "two streams san0+san1", "offloads off san0"}
+    one = cases["one stream san0"]
+    assert one["accuracy_vs_tcpdump"] >= 0.999 and one["ours_drops"] == 0, one
+    assert one["counter_ok"]
+    assert 0.99 <= one["payload_vs_iperf"] <= 1.01
+    assert results["migration"]["time_to_verdict_beyond_migration_s"] > 0
+    analyze = results["analyze"]
+    assert analyze["ours_frames"] == analyze["frames"] and analyze["tshark_rows"] == 1
+    assert "ours/tcpdump" in proc.stdout  # the table
+    guest_home()

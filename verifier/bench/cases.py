@@ -1,0 +1,129 @@
+"""The iperf3 cases, on the bench's own namespaces (netns.py): accuracy, drops, CPU per GB, throughput.
+
+Every engine is measured against a tcpdump that watches the same interfaces with the same filter
+and snap length during the same iperf3 run, so each ratio compares two counts of the same
+traffic. The engines run one at a time (each with its own tcpdump): the ring engine needs most of
+a core at these rates and would otherwise slow iperf3 and tcpdump in the eBPF engine's figures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from verifier.bench import netns
+from verifier.bench.netns import CLIENT, SERVER
+from verifier.bench.tools import Sniffer, Tcpdump, iperf
+
+ENGINES = ("default", "ring")  # sniff.py's --engine values
+PORTS = (49152, 49153)  # one iperf3 server per stream, inside the watched range
+
+
+def streams_on(ifaces: list[str]) -> list[tuple[str, int]]:
+    """One stream per interface, to its server address there."""
+    return [(netns.link(i).server, PORTS[n]) for n, i in enumerate(ifaces)]
+
+
+def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp: Path) -> dict[str, Any]:
+    """ENGINE and tcpdump on IFACES (in the client namespace) while iperf3 sends over each of them."""
+    work = tmp / f"{name}-{engine}".replace(" ", "_").replace("+", "_")
+    work.mkdir(parents=True, exist_ok=True)
+    ours = Sniffer(CLIENT, engine, ifaces, work / "pcaps")
+    dumps: dict[str, Tcpdump] = {}
+    try:
+        for i in ifaces:
+            dumps[i] = Tcpdump(CLIENT, i, work / f"tcpdump-{i}.pcap")
+        sent = iperf(CLIENT, SERVER, streams_on(ifaces), seconds)
+        time.sleep(0.5)  # tcpdump reads what its buffer still holds; SIGINT would lose it
+    except BaseException:
+        ours.kill()
+        for d in dumps.values():
+            d.proc.kill()
+            d.proc.wait()
+        raise
+    theirs = {i: d.stop() for i, d in dumps.items()}
+    mine = ours.result()
+    shutil.rmtree(work, ignore_errors=True)  # tmpfs: the ring's full pcaps reach hundreds of MB
+    counted = [mine["interfaces"][i] for i in ifaces]
+    return {
+        "case": name,
+        "engine": mine["engine"],  # what counted: ebpf, or ring (also when eBPF fell back)
+        "engine_asked": engine,
+        "pcaps": mine["pcaps"],
+        "note": mine["note"],
+        "ours_bytes": sum(c["bytes"] for c in counted),
+        "ours_payload": sum(c["payload"] for c in counted),
+        "ours_drops": sum(c["drops"] for c in counted),
+        "ours_problems": mine["problems"],
+        "evidence_drops": mine["evidence_drops"],
+        "ours_process_cpu_s": mine["cpu_s"],
+        "ours_setup_cpu_s": mine["setup_cpu_s"],
+        "ours_bpf_cpu_s": mine["bpf_run_time_ns"] / 1e9,
+        "ours_bpf_runs": mine["bpf_run_cnt"],
+        "ours_bpf_programs": mine["bpf_programs"],
+        "tcpdump_bytes": sum(t["bytes"] for t in theirs.values()),
+        "tcpdump_frames": sum(t["frames"] for t in theirs.values()),
+        "tcpdump_drops": sum(t["drops"] or 0 for t in theirs.values()),
+        "tcpdump_cpu_s": sum(t["cpu_s"] for t in theirs.values()),
+        "iperf_sent": sum(s["bytes"] for s in sent),
+        "gbit_s": sum(s["bps"] for s in sent) / 1e9,
+        "seconds": seconds,
+        # The interface's own byte counters bound what any capture can have seen there.
+        "counter_ok": all(c["bytes"] <= c["counter_bytes"] * 1.001 + 262144 for c in counted if c["counter_bytes"]),
+    }
+
+
+def accuracy_cases(seconds: float, tmp: Path) -> list[dict[str, Any]]:
+    """One stream (san0), two streams (san0+san1) with TSO, one stream with offloads off; each engine."""
+    cases = []
+    for engine in ENGINES:
+        cases.append(accuracy_case("one stream san0", engine, ["san0"], seconds, tmp))
+        cases.append(accuracy_case("two streams san0+san1", engine, ["san0", "san1"], seconds, tmp))
+    netns.set_offloads("san0", on=False)
+    try:
+        for engine in ENGINES:
+            cases.append(accuracy_case("offloads off san0", engine, ["san0"], seconds, tmp))
+    finally:
+        netns.set_offloads("san0", on=True)
+    return cases
+
+
+def _throughput(seconds: float) -> float:
+    return iperf(CLIENT, SERVER, streams_on(["san0"]), seconds)[0]["bps"]
+
+
+def overhead_case(seconds: float, tmp: Path) -> dict[str, Any]:
+    """iperf3 over san0 alone, under each engine (on both links, as verify-path arms them), under tcpdump.
+
+    The unwatched run is measured first and last and averaged: on a shared machine throughput
+    drifts with what else runs, and bracketing the watched runs halves that drift's effect.
+    """
+    first = _throughput(seconds)
+    watched: dict[str, float] = {}
+    counted_by: dict[str, str] = {}
+    for engine in ENGINES:
+        ours = Sniffer(CLIENT, engine, ["san0", "san1"], tmp / f"overhead-{engine}")
+        try:
+            watched[engine] = _throughput(seconds)
+        except BaseException:
+            ours.kill()
+            raise
+        counted_by[engine] = ours.result()["engine"]
+        shutil.rmtree(tmp / f"overhead-{engine}", ignore_errors=True)
+    dump = Tcpdump(CLIENT, "san0", tmp / "overhead-tcpdump.pcap")
+    try:
+        dumped = _throughput(seconds)
+    finally:
+        dump.stop()
+    last = _throughput(seconds)
+    alone = (first + last) / 2
+    return {
+        "iperf_alone_gbit_s": alone / 1e9,
+        "iperf_alone_first_last_gbit_s": [first / 1e9, last / 1e9],
+        "iperf_default_gbit_s": watched["default"] / 1e9,
+        "iperf_ring_gbit_s": watched["ring"] / 1e9,
+        "iperf_tcpdump_gbit_s": dumped / 1e9,
+        "default_engine": counted_by["default"],
+    }

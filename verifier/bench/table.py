@@ -1,0 +1,187 @@
+"""Ratios, the table and the issue's targets, from the cases' raw numbers (pure functions, no I/O).
+
+CPU per GB: ours is the capture process's CPU plus its eBPF programs' kernel run time (run_time_ns),
+per GB it counted; tcpdump's is its process CPU per GB it wrote. GB are 10^9 bytes on the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+NAN = float("nan")
+TSO_CASES = ("one stream san0", "two streams san0+san1")
+OFFLOADS_OFF = "offloads off san0"
+
+
+def _div(a: float | None, b: float | None) -> float:
+    return a / b if a is not None and b else NAN
+
+
+def ours_cpu_s(case: dict[str, Any], setup: bool = True) -> float:
+    """Process CPU plus eBPF run time; without SETUP, the engine's start-up cost left out."""
+    cpu = float(case["ours_process_cpu_s"]) + float(case.get("ours_bpf_cpu_s") or 0.0)
+    return cpu if setup else cpu - float(case.get("ours_setup_cpu_s") or 0.0)
+
+
+def ratios(case: dict[str, Any]) -> dict[str, float]:
+    """An accuracy case's ratios: bytes vs tcpdump, payload vs iperf3 sent, CPU per GB vs tcpdump."""
+    ours_gb, theirs_gb = case["ours_bytes"] / 1e9, case["tcpdump_bytes"] / 1e9
+    ours_per_gb, theirs_per_gb = _div(ours_cpu_s(case), ours_gb), _div(case["tcpdump_cpu_s"], theirs_gb)
+    return {
+        "bytes_vs_tcpdump": _div(case["ours_bytes"], case["tcpdump_bytes"]),
+        "payload_vs_iperf": _div(case["ours_payload"], case["iperf_sent"]),
+        "ours_cpu_s_per_gb": ours_per_gb,
+        "tcpdump_cpu_s_per_gb": theirs_per_gb,
+        "cpu_per_gb_vs_tcpdump": _div(ours_per_gb, theirs_per_gb),
+        # Armed to stopped only: what counting costs per GB once running (tcpdump's figure
+        # keeps its own, small, start-up).
+        "cpu_per_gb_armed_vs_tcpdump": _div(_div(ours_cpu_s(case, setup=False), ours_gb), theirs_per_gb),
+    }
+
+
+def overhead_ratios(o: dict[str, Any]) -> dict[str, float]:
+    alone = o["iperf_alone_gbit_s"]
+    return {
+        "default": _div(o["iperf_default_gbit_s"], alone),
+        "ring": _div(o["iperf_ring_gbit_s"], alone),
+        "tcpdump": _div(o["iperf_tcpdump_gbit_s"], alone),
+    }
+
+
+def accuracy_table(cases: Iterable[dict[str, Any]]) -> list[str]:
+    lines = [
+        f"{'case':<22} {'engine':<6} {'Gbit/s':>7} {'ours/tcpdump':>13} {'payload/iperf':>14} {'drops ours':>11} "
+        f"{'drops tcpdump':>14} {'CPU/GB ours/tcpdump':>20} {'(armed)':>8}"
+    ]
+    for c in cases:
+        r = ratios(c)
+        lines.append(
+            f"{c['case']:<22} {c['engine']:<6} {c['gbit_s']:>7.2f} {r['bytes_vs_tcpdump']:>13.5f} "
+            f"{r['payload_vs_iperf']:>14.5f} {c['ours_drops']:>11} {c['tcpdump_drops']:>14} "
+            f"{r['cpu_per_gb_vs_tcpdump']:>20.2f} {r['cpu_per_gb_armed_vs_tcpdump']:>8.2f}"
+        )
+    return lines
+
+
+def overhead_lines(o: dict[str, Any]) -> list[str]:
+    r = overhead_ratios(o)
+    return [
+        f"iperf3 throughput with our capture / without: {r['default']:.3f} ({o['default_engine']}; "
+        f"{o['iperf_default_gbit_s']:.2f} / {o['iperf_alone_gbit_s']:.2f} Gbit/s); ring engine {r['ring']:.3f}; "
+        f"tcpdump for reference {r['tcpdump']:.3f}"
+    ]
+
+
+def migration_lines(m: dict[str, Any] | None) -> list[str]:
+    if not m:
+        return [
+            "migration duration watched / unwatched: not measured (needs --lab)",
+            "time to verdict beyond the migration: not measured (needs --lab)",
+        ]
+    return [
+        f"migration duration watched / unwatched ({m['guest_memory_mib']} MiB guest, {m['guest_data_mib']} MiB data, "
+        f"san0): {m['duration_ratio']:.3f} ({m['migration_watched_s']:.2f} s / {m['migration_s']:.2f} s)",
+        f"time to verdict beyond the migration: {m['time_to_verdict_beyond_migration_s']:.2f} s",
+    ]
+
+
+def analyze_lines(a: dict[str, Any] | None) -> list[str]:
+    if not a:
+        return []
+    return [
+        f"analyze {a['file_mb']:.0f} MB headers-only pcap ({a['frames']} frames): "
+        f"{a['ours_s']:.1f} s vs tshark -z conv,tcp {a['tshark_s']:.1f} s, ratio {a['time_ratio']:.2f}"
+    ]
+
+
+def run_table(run: dict[str, Any]) -> str:
+    """One run's table, in the format of the README's."""
+    lines = accuracy_table(run["accuracy"]) + overhead_lines(run["overhead"])
+    lines += migration_lines(run.get("migration")) + analyze_lines(run.get("analyze"))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    met: bool | None  # None: not measured in these runs
+    detail: str
+
+
+def _fmt(values: list[float], digits: int) -> str:
+    if not values:
+        return "-"
+    lo, hi = min(values), max(values)
+    return f"{lo:.{digits}f}" if f"{lo:.{digits}f}" == f"{hi:.{digits}f}" else f"{lo:.{digits}f}-{hi:.{digits}f}"
+
+
+def _cases(runs: list[dict[str, Any]], names: tuple[str, ...], engine: str = "default") -> list[dict[str, Any]]:
+    return [c for run in runs for c in run["accuracy"] if c["case"] in names and c["engine_asked"] == engine]
+
+
+def targets(runs: list[dict[str, Any]]) -> list[Target]:
+    """The issue's targets for the default engine, over every run (a target holds only if every run meets it)."""
+    out = []
+    tso = _cases(runs, TSO_CASES)
+    tso_bytes = [ratios(c)["bytes_vs_tcpdump"] for c in tso]
+    tso_drops = [c["ours_drops"] for c in tso]
+    ok = bool(tso) and all(f"{b:.5f}" == "1.00000" for b in tso_bytes) and not any(tso_drops)
+    out.append(
+        Target(
+            "bytes 1.00000 of tcpdump's, TSO, 1 and 2 streams, 0 drops",
+            ok,
+            f"{_fmt(tso_bytes, 5)}, drops {_fmt([float(d) for d in tso_drops], 0)}, {len(tso)} cases",
+        )
+    )
+    off = _cases(runs, (OFFLOADS_OFF,))
+    good = [c for c in off if ratios(c)["bytes_vs_tcpdump"] >= 0.999 and c["ours_drops"] == 0]
+    out.append(
+        Target(
+            "offloads off: >= 0.999 of tcpdump's bytes, 0 drops, every run",
+            bool(off) and len(good) == len(off),
+            f"{len(good)} of {len(off)} runs; {_fmt([ratios(c)['bytes_vs_tcpdump'] for c in off], 5)}, "
+            f"drops {_fmt([float(c['ours_drops']) for c in off], 0)}",
+        )
+    )
+    names = (*TSO_CASES, OFFLOADS_OFF)
+    cpu = {name: [ratios(c)["cpu_per_gb_vs_tcpdump"] for c in _cases(runs, (name,))] for name in names}
+    armed = {name: [ratios(c)["cpu_per_gb_armed_vs_tcpdump"] for c in _cases(runs, (name,))] for name in names}
+    every = [v for vs in cpu.values() for v in vs]
+    out.append(
+        Target(
+            "CPU per GB <= 1.0x tcpdump's (process + eBPF run time, start-up included)",
+            bool(every) and all(v <= 1.0 for v in every),
+            "; ".join(f"{k} {_fmt(v, 2)}x (armed only {_fmt(armed[k], 2)}x)" for k, v in cpu.items()),
+        )
+    )
+    thr = [overhead_ratios(run["overhead"])["default"] for run in runs if run.get("overhead")]
+    out.append(
+        Target(
+            "iperf3 throughput with capture / without >= 0.97", bool(thr) and all(t >= 0.97 for t in thr), _fmt(thr, 3)
+        )
+    )
+    mig = [run["migration"] for run in runs if run.get("migration")]
+    dur = [m["duration_ratio"] for m in mig]
+    ttv = [m["time_to_verdict_beyond_migration_s"] for m in mig]
+    out.append(
+        Target(
+            "migration duration watched / unwatched <= 1.03 (1 GiB guest, san0)",
+            (all(d <= 1.03 for d in dur)) if dur else None,
+            _fmt(dur, 3) if dur else "not run (--lab)",
+        )
+    )
+    out.append(
+        Target(
+            "time to verdict beyond the migration <= 1 s",
+            (all(t <= 1.0 for t in ttv)) if ttv else None,
+            f"{_fmt(ttv, 2)} s" if ttv else "not run (--lab)",
+        )
+    )
+    return out
+
+
+def targets_text(runs: list[dict[str, Any]]) -> str:
+    words = {True: "met", False: "NOT MET", None: "not measured"}
+    return "\n".join(f"- {t.name}: {words[t.met]} ({t.detail})" for t in targets(runs))
