@@ -19,6 +19,7 @@ import sample_reports as samples
 
 from verifier import probe
 from verifier.cli import main
+from verifier.cli import probe as cli_probe
 from verifier.errors import EnvironmentProblem
 from verifier.hypervisor.probes import domain_types, security_labels
 from verifier.jobs import Backends, Finished, JobOptions
@@ -261,7 +262,7 @@ def test_the_node_must_be_this_host() -> None:
 
 
 def test_the_cli_shares_the_jobs_options_and_refuses_bad_values() -> None:
-    help_text = probe.parser({}).format_help()
+    help_text = cli_probe.parser({}).format_help()
     assert help_text.startswith("usage: verify-path probe")
     assert "NODE_OR_URI" in help_text and "--memory" in help_text
     for option in ("--via", "--bandwidth", "--round-trip", "--expect", "--captures-dir"):

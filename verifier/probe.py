@@ -27,26 +27,22 @@ ends and the file removed; a probe that could not be destroyed is named, with wh
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from verifier import signals
-from verifier.errors import ExitCode, UsageError
+from verifier.errors import UsageError
 from verifier.hypervisor import Hypervisor, HypervisorFactory, ProgressFn
 from verifier.jobs import Backends, Finished, JobOptions
 from verifier.model import MigrationRequest, MigrationResult
-
-if TYPE_CHECKING:
-    from verifier.cli.parser import Parser
 
 PREFIX = "verify-path-probe-"
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -233,54 +229,6 @@ def run(
             for line in left:
                 warn(f"verify-path: probe left behind: {line}; remove it with `virsh destroy {spec.name}` there")
     return ProbeOutcome(finished, left)
-
-
-def parser(env: Mapping[str, str]) -> Parser:
-    """The main job's parser, every option the same, with NODE_OR_URI for VM and --memory."""
-    from verifier.cli import job
-
-    p = job.job_parser(env)
-    p.prog = "verify-path probe"
-    p.description = "Start a throwaway guest on this host, migrate it to DEST with the job's options, verify it."
-    for action in p._actions:  # argparse has no public way to rename a positional
-        if action.dest == "vm":
-            action.metavar, action.help = "NODE_OR_URI", "this host: its name (as libvirt knows it) or libvirt URI"
-    mib = f"MiB of random data in the probe's RAM (default {DEFAULT_MIB}, at most {MAX_MIB})"
-    p.add_argument("--memory", type=int, default=DEFAULT_MIB, metavar="MIB", help=mib)
-    return p
-
-
-def run_cli(args: argparse.Namespace, env: Mapping[str, str], out: TextIO, err: TextIO) -> int:
-    from verifier.capture.live import check_privilege
-    from verifier.cli import job
-    from verifier.cli.output import write_finished
-    from verifier.hypervisor.probes import ProbeLibvirt
-    from verifier.pipeline import run_job as conduct
-
-    if args.dry_run:
-        raise UsageError("a probe has no dry run", hint="predict an existing guest: verify-path predict VM DEST")
-    if not 1 <= args.memory <= MAX_MIB:
-        raise UsageError(f"--memory must be 1..{MAX_MIB} MiB, got {args.memory}")
-    node = args.vm
-    if "://" in node or node.startswith("qemu:"):
-        args.connect = node
-    opts = job.options(args, env)
-    check_privilege()
-    printer, b = job.backends(args, err)
-    host = ProbeLibvirt(opts.connect_uri, opts.dest_uri)
-    try:
-        with host:
-            if args.connect != node:
-                check_node(node, host.source_hostname())
-            spec = plan(host, args.memory, kvm_usable())
-            outcome = run(opts, b, host, spec, conduct, warn=lambda line: print(line, file=err, flush=True))
-    finally:
-        printer.close()
-    code = write_finished(outcome.finished, args.json, args.chart, out)
-    if outcome.left_behind:
-        print(f"verify-path: error: {spec.name} could not be destroyed everywhere", file=err)
-        return int(ExitCode.ENVIRONMENT)
-    return code
 
 
 def check_node(node: str, libvirt_hostname: str) -> None:

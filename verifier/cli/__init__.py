@@ -31,8 +31,7 @@ class Cli:
         self.argv: list[str] = []
 
     def dispatch(self, argv: list[str]) -> int:
-        from verifier import probe
-        from verifier.cli import job
+        from verifier.cli import job, probe
 
         self.argv = list(argv)
         command = argv[0] if argv else ""

@@ -38,7 +38,7 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
 
 def _compare(args: argparse.Namespace, out: TextIO) -> int:
     from verifier import compare, runs
-    from verifier.matrix import cli as matrix_cli
+    from verifier.cli import matrix as matrix_cli
     from verifier.render import chart
 
     if matrix_cli.wants_matrices(args):  # two directories of runs: pair by pair
@@ -106,7 +106,7 @@ def _bond_hash(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _matrix(args: argparse.Namespace, out: TextIO) -> int:
-    from verifier.matrix import cli as matrix_cli
+    from verifier.cli import matrix as matrix_cli
 
     return matrix_cli.run(args, out)
 
@@ -180,7 +180,7 @@ def parsers() -> dict[str, Parser]:
         "with the formula of the kernel generation that runs (or --kernel).",
     )
     _bond_arguments(bond)
-    from verifier.matrix import cli as matrix_cli
+    from verifier.cli import matrix as matrix_cli
 
     return {
         "report": rep,

@@ -14,6 +14,7 @@ import ipaddress
 from pathlib import Path
 from typing import TextIO
 
+from verifier.cli.output import write_file
 from verifier.cli.parser import Parser
 from verifier.errors import UsageError
 from verifier.matrix import build, compare, render
@@ -62,7 +63,6 @@ def networks(values: list[str]) -> tuple[build.Network, ...]:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from verifier.cli.output import write_file
 
     try:
         fmt = formats.parse("json" if args.json else args.format)
