@@ -11,13 +11,13 @@ import pytest
 from conftest import REPO, VP, guest_home, running_on, virsh
 
 from verifier.errors import UsageError
-from verifier.lab import load, spec
+from verifier.lab import flows, load, spec
 from verifier.lab.system import netns_pids
 
 LINKS = ("br0", "ring1", "san0", "san1")
 # Half of each link's configured TCP rate (bytes/s); measured here: ~300, 110, 1000 and
 # 1000 Mbit/s, so half leaves room for a busy CI machine without letting a dead flow pass.
-MIN_BYTES_PER_S = {name: load.DEFAULT_RATES_MBIT[name] * 1e6 / 8 / 2 for name in LINKS}
+MIN_BYTES_PER_S = {name: flows.DEFAULT_RATES_MBIT[name] * 1e6 / 8 / 2 for name in LINKS}
 
 
 def _iperf3_in_lab() -> list[int]:
@@ -38,19 +38,19 @@ def _gone(pids: list[int]) -> bool:
 
 
 def test_plan_covers_every_link_in_and_out_of_the_migration_range() -> None:
-    flows = load.plan()
-    tcp = {(f.link, f.port) for f in flows if f.protocol == "tcp"}
+    planned = flows.plan()
+    tcp = {(f.link, f.port) for f in planned if f.protocol == "tcp"}
     assert tcp == {(link, port) for link in LINKS for port in (49152, 5201)}
-    udp = [f for f in flows if f.protocol == "udp"]
+    udp = [f for f in planned if f.protocol == "udp"]
     assert [(f.link, f.port, f.rate_mbit) for f in udp] == [("ring1", 5405, 10)]
-    assert all(f.server_node == "node2" and f.client_node == "node1" for f in flows)
-    br0 = [f for f in flows if f.link == "br0"]
+    assert all(f.server_node == "node2" and f.client_node == "node1" for f in planned)
+    br0 = [f for f in planned if f.link == "br0"]
     assert {f.address for f in br0} == {spec.link("br0").address("node2")}
-    assert sum(f.rate_mbit or 0 for f in br0) == load.DEFAULT_RATES_MBIT["br0"]
+    assert sum(f.rate_mbit or 0 for f in br0) == flows.DEFAULT_RATES_MBIT["br0"]
     argv = br0[0].client_argv(7.2)
     assert argv[:4] == ["ip", "netns", "exec", "node1"] and argv[argv.index("-t") + 1] == "8"
     with pytest.raises(UsageError, match="unknown lab link"):
-        load.plan(["eth9"])
+        flows.plan(["eth9"])
 
 
 @pytest.mark.lab

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from verifier import signals
 from verifier.errors import ExitCode, UsageError, VerifierError
-from verifier.lab import control, labstatus, load, spec
+from verifier.lab import control, flows, labstatus, load, spec
 from verifier.lab.system import netns_list, require_root
 
 
@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p_ld.add_argument("--seconds", type=float, default=60.0, metavar="S", help="how long (default %(default)s)")
     p_ld.add_argument(
         "--links",
-        default=",".join(load.DEFAULT_LINKS),
+        default=",".join(flows.DEFAULT_LINKS),
         metavar="LINK,...",
         help="comma-separated links to load (default %(default)s)",
     )
