@@ -153,7 +153,7 @@ def test_sshd_per_node_answers_by_name_in_the_nodes_libvirt_namespaces(lab: None
 def test_links_are_bridged_in_the_hub_and_no_lab_address_is_on_the_host(lab: None) -> None:
     hub = subprocess.run(["ip", "-n", spec.HUB, "-br", "addr"], capture_output=True, text=True, check=True).stdout
     assert "hub-san0" in hub and "n1-san0" in hub and "n2-eth0" in hub
-    assert not [ln for ln in hub.splitlines() if len(ln.split()) > 2 and not ln.startswith("lo")]
+    assert not [ln for ln in hub.splitlines() if len(ln.split()) > 2 and not ln.startswith("lo")], hub
     host = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, check=True).stdout
     for link in spec.LINKS:
         assert link.address("node1") not in host and link.subnet.rsplit(".", 1)[0] + "." not in host

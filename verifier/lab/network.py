@@ -23,6 +23,10 @@ def build(nodes: tuple[str, ...] = spec.NODES) -> None:
         run(["ip", "netns", "add", ns])
         run(["ip", "-n", ns, "link", "set", "lo", "up"])
     hub = ["ip", "-n", spec.HUB]
+    # The hub is a switch: no address of any kind on it, not even IPv6 link-local ones, set
+    # before its bridges and ports exist so that none of them ever gets one.
+    for key in ("all", "default"):
+        run(["ip", "netns", "exec", spec.HUB, "sysctl", "-qw", f"net.ipv6.conf.{key}.disable_ipv6=1"])
     for link in spec.LINKS:
         bridge = spec.hub_bridge(link)
         # STP off and no forward delay: a port forwards at once, like a switch without loops.
