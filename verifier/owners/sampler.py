@@ -85,11 +85,16 @@ class OwnershipSampler:
         )
 
     def _busy_ports(self) -> tuple[int, ...]:
-        """Local ports in use now, all of them: what a free migration port range must avoid."""
+        """Local ports in use now, all of them: what a free migration port range must avoid. The
+        last use of the socket lister: a lister that holds a netlink socket is closed here."""
         try:
             return tuple(sorted({s.local_port for s in self._list_sockets(None)}))
         except Exception:  # noqa: BLE001 - only a prescription's numbers depend on it
             return ()
+        finally:
+            close = getattr(self._list_sockets, "close", None)
+            if callable(close):
+                close()
 
     def _run(self) -> None:
         while True:
