@@ -108,3 +108,23 @@ def test_foreign_flows_and_attribution_reach_markdown_and_html() -> None:
     page = html.render(report)
     assert "counted: the connections its QEMU holds (socket ownership)" in page
     assert html.e(flow) in page
+
+
+def test_the_progress_line_shows_whether_it_converges() -> None:
+    from verifier.model import JobProgress
+    from verifier.render.progress import line
+
+    job = JobProgress(
+        data_total=300 << 20,
+        data_processed=120 << 20,
+        data_remaining=180 << 20,
+        memory_bps=117e6,
+        memory_iteration=4,
+        memory_remaining=90 << 20,
+        memory_dirty_rate=38400,
+        memory_page_size=4096,
+        downtime_ms=770,
+    )
+    text = line(job, 0.0, True)
+    assert "pass 4" in text and "94.4 MB of memory left" in text and "dirtied 157.3 MB/s" in text
+    assert "expected downtime 770 ms" in text

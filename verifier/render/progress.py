@@ -32,7 +32,25 @@ def line(job: JobProgress, last_bps: float, started: bool) -> str:
     speed = f", {rate_text(rate)}" if rate else ""
     if job.data_remaining == 0 and job.data_processed:
         return f"sent {human_bytes(job.data_processed)}, 100%" + (f" (last rate {rate_text(rate)})" if rate else "")
-    return f"migrating {100 * fraction:5.1f}% ({human_bytes(job.data_processed)} sent{speed})"
+    return f"migrating {100 * fraction:5.1f}% ({human_bytes(job.data_processed)} sent{speed}){convergence(job)}"
+
+
+def convergence(job: JobProgress) -> str:
+    """Whether it is converging, in the line itself: pass, memory still to send, dirty rate,
+    expected downtime, auto-converge throttle (what the diagnosis later judges)."""
+    parts = []
+    if job.memory_iteration:
+        parts.append(f"pass {job.memory_iteration}")
+    if job.memory_remaining:
+        parts.append(f"{human_bytes(job.memory_remaining)} of memory left")
+    if job.memory_dirty_rate:
+        dirty = job.memory_dirty_rate * (job.memory_page_size or 4096)
+        parts.append(f"dirtied {human_bytes(dirty)}/s")
+    if job.downtime_ms:
+        parts.append(f"expected downtime {job.downtime_ms} ms")
+    if job.auto_converge_throttle:
+        parts.append(f"throttled {job.auto_converge_throttle} %")
+    return "; " + ", ".join(parts) if parts else ""
 
 
 class ProgressPrinter:
@@ -55,6 +73,7 @@ class ProgressPrinter:
                 BarColumn(),
                 TextColumn("{task.percentage:>3.0f}%"),
                 TextColumn("{task.fields[rate]}"),
+                TextColumn("{task.fields[detail]}"),
                 console=Console(file=stream),
                 transient=True,
             )
@@ -68,8 +87,9 @@ class ProgressPrinter:
             rate = rate_text(job.memory_bps or self._last_bps)
             if self._task is None:
                 self._bar.start()
-                self._task = self._bar.add_task("migrate", total=100, rate=rate)
-            self._bar.update(self._task, completed=100 * (fraction or 0.0), rate=rate)
+                self._task = self._bar.add_task("migrate", total=100, rate=rate, detail="")
+            detail = convergence(job).removeprefix("; ")
+            self._bar.update(self._task, completed=100 * (fraction or 0.0), rate=rate, detail=detail)
             return
         now = time.monotonic()
         if now - self._last >= self.interval:
