@@ -159,9 +159,10 @@ def _probe_processes() -> list[str]:
                 cmd = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            # verify-path probe|watch, run directly or by the venv's Python.
+            # verify-path probe, run directly or by the venv's Python. (A destination's `watch`
+            # holds no guest and ends by its own --duration.)
             tool = any(c.endswith(b"/verify-path") for c in cmd[:2])
-            if tool and (b"probe" in cmd or b"watch" in cmd):
+            if tool and b"probe" in cmd:
                 found.append(" ".join(c.decode(errors="replace") for c in cmd))
     return found
 
