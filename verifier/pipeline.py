@@ -25,7 +25,6 @@ from verifier.jobs import Backends, Capture, Finished, JobOptions
 from verifier.lock import host_lock
 from verifier.model import (
     Direction,
-    Expectation,
     Leg,
     MigrationRequest,
     MigrationResult,
@@ -123,7 +122,8 @@ def _leg(
             captured = capture.stop()
             ownership = owners.stop() if owners else None
     own = attribute(captured, ownership, opts.vm)
-    expectation = opts.expectation if way == Direction.OUTBOUND else Expectation()
+    # The return leg is held to --expect too: it came back over the link the user wants, or not.
+    expectation = opts.expectation
     prediction = plan.prediction if way == Direction.OUTBOUND else None
     leg = reconcile.decide(plan.topology, own.capture, migration, prediction, expectation, way, totals=captured)
     leg = replace(leg, foreign=own.foreign, attribution=own.attribution, findings=leg.findings + own.findings)

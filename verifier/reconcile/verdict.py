@@ -6,6 +6,7 @@ Pure: no I/O. Findings carry codes and facts, not fixes: the prescribe stage wor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from verifier import expect
 from verifier.model import (
@@ -120,7 +121,9 @@ def decide(
         msg = f"the route lookup predicted {prediction.interface}, the stream used {observed}"
         findings.append(Finding("prediction-mismatch", Severity.WARNING, msg))
     if share is not None and observed is not None and share < PASS_SHARE:
-        findings.append(_wrong_path(topology, expectation, prediction, share, path))
+        wrong = _wrong_path(topology, expectation, prediction, share, path)
+        # The fixes speak of the way to the destination; the way back is the other host's to fix.
+        findings.append(wrong if direction == Direction.OUTBOUND else replace(wrong, facts=None))
 
     if status == MigrationStatus.INTERRUPTED:
         verdict = Verdict.INTERRUPTED
