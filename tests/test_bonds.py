@@ -502,3 +502,29 @@ def test_bad_hash_inputs() -> None:
         xmit_hash("layer3+4", Flow(A.src_mac, A.dst_mac, "10.0.0.1", "::1", 1, 2), "5.18+")
     with pytest.raises(ValueError, match="at least one slave"):
         select("layer2", 0, A, "5.18+")
+
+
+def test_a_member_other_than_the_hash_predicts_is_a_hash_model_mismatch() -> None:
+    # 802.3ad layer3+4: 40000 and 40001 both hash to eno2 with this kernel's formula (above).
+    topo = bond_topology(mode=4, policy=1)
+    agree = bond_findings(topo, _leg_over_bond((40000, 40001), eno1=0, eno2=100), "02:00:00:00:00:02")
+    assert not any(f.code == "hash-model-mismatch" for f in agree)
+    # The sniffers saw the stream on eno1 instead: the model (or the assumed kernel) is wrong here.
+    disagree = bond_findings(topo, _leg_over_bond((40000, 40001), eno1=100, eno2=0), "02:00:00:00:00:02")
+    (mismatch,) = [f for f in disagree if f.code == "hash-model-mismatch"]
+    assert "picks eno2" in mismatch.message and "saw the stream on eno1" in mismatch.message
+    assert "kernel 5.18+ formula" in mismatch.message or "kernel " in mismatch.message
+    assert mismatch.severity == "warning"
+    members = next(f for f in disagree if f.code == "bond-members")
+    assert "kernel hash" in members.message
+
+
+def test_the_explanation_names_the_kernel_generation_assumed() -> None:
+    reason = bond_reason(bond_topology(mode=4, policy=1), "bond0", flow(*LAN))
+    assert f"(kernel {bonds_running_generation()} formula)" in reason.detail
+
+
+def bonds_running_generation() -> str:
+    from verifier.bonds import running_generation
+
+    return running_generation().name

@@ -148,6 +148,10 @@ FIXES: dict[str, Prescription] = {
     ),
     "bond-member-shared": lambda f, _c: bond_fix(f.policy),
     "port-range-shared": port_range_fix,
+    "hash-model-mismatch": lambda f, _c: (
+        f"check the kernel generation assumed ({f.name}): `verify-path bond-hash --kernel RELEASE ...` "
+        "with the bond's real kernel release, and report the flow if they still differ"
+    ),
     "ring-link": ring_fix,
     "attribution-fallback": _static(
         "run as root on the source so that /proc/PID/fd of the domain's QEMU is readable "

@@ -93,8 +93,12 @@ def bond_pick(topology: Topology, name: str, flow: bonds.Flow | None) -> MemberP
         if flow is None:
             return MemberPick(name, info.mode, info.xmit_hash_policy, None, "per-flow")
         usable = tuple(m for m in bond.members if (topology.get(m) or bond).operstate == "UP")
-        member = bonds.member_for(info.xmit_hash_policy, usable, flow)
-        return MemberPick(name, info.mode, info.xmit_hash_policy, member, "hash" if member else "unpredictable", key)
+        if info.xmit_hash_policy not in bonds.POLICIES or not usable:
+            return MemberPick(name, info.mode, info.xmit_hash_policy, None, "unpredictable", key)
+        # The running kernel's formula: the hash changed between kernel generations.
+        sel = bonds.select(info.xmit_hash_policy, len(usable), flow)
+        member = usable[sel.member_index]
+        return MemberPick(name, info.mode, info.xmit_hash_policy, member, "hash", key, sel.hash, sel.generation.name)
     return MemberPick(name, info.mode, info.xmit_hash_policy, None, "unpredictable", key)
 
 
@@ -108,7 +112,10 @@ def pick_text(pick: MemberPick) -> str:
         )
     if pick.how == "hash" and pick.flow:
         src, sport, dst, dport = pick.flow
-        return f"{pick.policy} hash of {src}:{sport} -> {dst}:{dport} picks {pick.member}"
+        return (
+            f"{pick.policy} hash of {src}:{sport} -> {dst}:{dport} picks {pick.member} "
+            f"(kernel {pick.generation} formula)"
+        )
     if pick.policy and pick.mode in ("balance-xor", "802.3ad"):
         return f"{pick.policy} cannot be predicted, only observed"
     return f"mode {pick.mode}: the member is not predictable per flow"

@@ -44,6 +44,9 @@ def bond_findings(topology: Topology, leg: Leg, dst_mac: str | None) -> tuple[Fi
                 + ("" if dst_mac else " (next hop MAC unknown: layer2 hashes assume 00)"),
             )
         )
+        mismatch = mismatch_finding(name, known, seen, counted)
+        if mismatch:
+            out.append(mismatch)
         shared = shared_finding(topology, name, picks)
         if shared:
             out.append(shared)
@@ -63,4 +66,21 @@ def shared_finding(topology: Topology, bond: str, picks: tuple[MemberPick, ...])
         Severity.WARNING,
         f"all {len(picks)} migration connections hash to {member} of {bond} ({iface.bond.mode}, {policy})",
         facts=Facts(interface=bond, member=member, policy=policy, count=len(picks)),
+    )
+
+
+def mismatch_finding(bond: str, known: list[MemberPick], seen: str | None, counted: dict[str, int]) -> Finding | None:
+    """The kernel's hash (as modelled for this kernel generation) put the stream on one member and
+    the member sniffers saw it on another: the model, or the assumed generation, is wrong here."""
+    predicted = {p.member for p in known}
+    if not known or seen is None or not counted.get(seen) or seen in predicted or len(predicted) != 1:
+        return None
+    (member,) = predicted
+    generation = known[0].generation or "unknown"
+    return Finding(
+        "hash-model-mismatch",
+        Severity.WARNING,
+        f"{bond}: the {known[0].policy} hash of the kernel {generation} formula picks {member}, but the member "
+        f"sniffers saw the stream on {seen}: the member predictions for this bond cannot be trusted",
+        facts=Facts(interface=bond, member=member, policy=known[0].policy, name=generation),
     )
