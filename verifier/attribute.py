@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from verifier import profiles
+from verifier.capture.counting import in_ranges
 from verifier.model import (
     Attribution,
     Bin,
@@ -88,7 +89,7 @@ def shared_ports(
     """Another program on a migration port: name it, and the free range the prescription offers."""
     by_port: dict[int, list[ForeignFlow]] = {}
     for f in foreign:
-        if any(lo <= f.server_port <= hi for lo, hi in ports):
+        if in_ranges(f.server_port, ports):
             by_port.setdefault(f.server_port, []).append(f)
     if not by_port:
         return []

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from verifier.capture.counting import PortRanges
 from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
 from verifier.model import (
@@ -25,8 +26,6 @@ from verifier.model import (
 from verifier.resolve import HOSTS, Resolver, resolve
 from verifier.routing import RouteLookup
 from verifier.store import Stored
-
-PortRanges = tuple[tuple[int, int], ...]
 
 
 class Capture(Protocol):

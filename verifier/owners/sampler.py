@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from verifier import sockdiag
+from verifier.capture.counting import in_ranges
 from verifier.model import OwnedFlow, Ownership
 from verifier.owners.processes import (
     PROC,
@@ -111,7 +112,8 @@ class OwnershipSampler:
             self._problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
 
     def _in_ports(self, sock: TcpSocket) -> bool:
-        return any(lo <= sock.local_port <= hi or lo <= sock.remote_port <= hi for lo, hi in self._ports or ())
+        ports = self._ports or ()
+        return in_ranges(sock.local_port, ports) or in_ranges(sock.remote_port, ports)
 
     def _sample(self) -> None:
         # Re-check the known pid (one small read) and search again only when it is gone or

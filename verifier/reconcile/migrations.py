@@ -4,6 +4,7 @@ one leg each (its own path, bytes, verdict against --expect); the window's verdi
 from __future__ import annotations
 
 from verifier.attribute import attribute
+from verifier.capture.counting import in_ranges
 from verifier.errors import exit_code_for
 from verifier.model import (
     CaptureResult,
@@ -33,7 +34,7 @@ def per_domain(
             continue  # its QEMU held a socket on the ports that carried nothing (a listener's peer)
         leg = decide(topology, own.capture, migration, None, expectation, require_coverage=False, totals=captured)
         # An incoming QEMU listens on the migration port: its end of the connection is the server.
-        inbound = any(in_ports(f.local_port, captured.ports) for f in ownership.flows)
+        inbound = any(in_ranges(f.local_port, captured.ports) for f in ownership.flows)
         out.append(
             MigrationSeen(
                 domain=guest,
@@ -47,10 +48,6 @@ def per_domain(
             )
         )
     return tuple(out)
-
-
-def in_ports(port: int, ranges: tuple[tuple[int, int], ...]) -> bool:
-    return any(lo <= port <= hi for lo, hi in ranges)
 
 
 def worst(verdicts: list[Verdict]) -> Verdict:
