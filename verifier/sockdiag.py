@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -60,6 +60,10 @@ class TcpSocket:
     state: str
     inode: int  # 0 for sockets no process holds any more (TIME_WAIT)
     uid: int
+
+
+# What the samplers take: TCP sockets, all of them or (with port ranges) those on the ports.
+ListSockets = Callable[[Sequence[tuple[int, int]] | None], Sequence[TcpSocket]]
 
 
 def port_filter(ranges: Sequence[tuple[int, int]]) -> bytes:

@@ -219,14 +219,14 @@ def domains_sampler(ports: profiles.PortRanges) -> DomainsSampler:
 
 def owner_sampler(env: Mapping[str, str]) -> OwnersFactory:
     """Ownership from libvirt's pid files: the system's run dir, and the one `lab exec` names."""
-    from verifier import owners, sockdiag
+    from verifier import owners
 
     run_dirs = [Path(d) for d in (env.get("VERIFY_PATH_LIBVIRT_RUN_DIR"), "/run/libvirt") if d]
 
     def make(vm: str, ports: profiles.PortRanges) -> owners.OwnershipSampler:
-        # Kernel-filtered to the ports, a sample every 50 ms (2.6-7 ms each with ~300 sockets open):
-        # multifd and NBD connections that open after the main one are caught.
-        return owners.OwnershipSampler(vm, run_dirs, sockdiag.tcp_sockets, ports=ports)
+        # QEMU's descriptor count every 100 ms, a kernel-filtered socket dump when it holds a new
+        # socket and every 5 s: multifd and NBD connections that open after the main one are caught.
+        return owners.OwnershipSampler(vm, run_dirs, ports=ports)
 
     return make
 

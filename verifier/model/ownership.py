@@ -55,6 +55,8 @@ class Ownership:
     problem: str | None  # set when ownership could not be determined: count by port range instead
     samples: int
     busy_ports: tuple[int, ...] = ()  # every local TCP port in use on this host at the end (for a free range)
+    dumps: int = 0  # socket-table dumps among the samples (the costly part)
+    cpu_s: float = 0.0  # the sampling thread's own CPU time, so its cost can be reported
 
     def owns(self, a_ip: str, a_port: int, b_ip: str, b_port: int) -> bool:
         key = flow_key(a_ip, a_port, b_ip, b_port)

@@ -8,25 +8,27 @@ owner of any inode not seen before with one walk over /proc; a QEMU owner names 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from verifier import sockdiag
 from verifier.model import OwnedFlow
 from verifier.owners.processes import PROC, PortRanges, Process, ProcessIndex
-from verifier.sockdiag import TcpSocket
+from verifier.sockdiag import ListSockets
 
 
 class DomainsSampler:
     def __init__(
         self,
         ports: PortRanges,
-        list_sockets: Callable[[PortRanges | None], Sequence[TcpSocket]] = sockdiag.tcp_sockets,
+        list_sockets: ListSockets | None = None,
         proc: Path = PROC,
         interval: float = 0.05,
     ) -> None:
         self._ports = tuple(ports)
-        self._list = list_sockets
+        # None: a sock_diag lister of our own, opened and closed in the sampling thread (pyroute2
+        # keeps its socket state per thread), so each sample costs one dump, not a new socket too.
+        self._given = list_sockets
+        self._list: ListSockets | None = list_sockets
         self._proc = proc
         self._interval = interval
         self._stop = threading.Event()
@@ -40,19 +42,34 @@ class DomainsSampler:
         self._thread.start()
 
     def stop(self) -> tuple[OwnedFlow, ...]:
+        """Every connection seen; the last look happens in the thread, which owns the lister."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
-        self._sample()
+        else:
+            self._finish()
         return tuple(self._flows.values())
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        try:
+            while not self._stop.wait(self._interval):
+                self._sample()
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        try:
             self._sample()
+        finally:
+            if self._given is None and isinstance(self._list, sockdiag.TcpSocketLister):
+                self._list.close()
+            self._list = self._given
 
     def _sample(self) -> None:
         try:
+            if self._list is None:
+                self._list = sockdiag.TcpSocketLister()
             sockets = self._list(self._ports)
             index: ProcessIndex | None = None
             for s in sockets:

@@ -77,14 +77,21 @@ def is_guest_qemu(proc: Path, pid: int, vm: str, netns: str | None) -> bool:
     return netns is not None and _qemu_guest(_args(proc, pid)) == vm and netns_of(proc, pid) == netns
 
 
-def find_qemu_pid(vm: str, run_dirs: Sequence[Path], proc: Path = PROC) -> int | None:
-    """QEMU's pid for guest `vm` in this network namespace: libvirt's pid file, else a /proc scan."""
+def find_qemu_pid(vm: str, run_dirs: Sequence[Path], proc: Path = PROC, scan: bool = True) -> int | None:
+    """QEMU's pid for guest `vm` in this network namespace: libvirt's pid file, else (with SCAN) a
+    /proc scan."""
     netns = netns_of(proc, "self")
     for run_dir in run_dirs:
+        try:  # open(), not _read(): a sampler looks for a pid file that is not there yet many times
+            with open(f"{run_dir}/qemu/{vm}.pid") as f:
+                text = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            continue
         # A stale pid file can name a recycled pid, so the command line has the last word.
-        text = _read(Path(run_dir) / "qemu" / f"{vm}.pid") or ""
         if text.isdigit() and is_guest_qemu(proc, int(text), vm, netns):
             return int(text)
+    if not scan:
+        return None
     return next((pid for pid in _pids(proc) if is_guest_qemu(proc, pid, vm, netns)), None)
 
 
@@ -93,6 +100,17 @@ def find_libvirtd_pids(proc: Path = PROC) -> tuple[int, ...]:
     netns = netns_of(proc, "self")
     daemons = (pid for pid in _pids(proc) if _read(proc / str(pid) / "comm") in LIBVIRT_DAEMONS)
     return tuple(pid for pid in daemons if netns is not None and netns_of(proc, pid) == netns)
+
+
+def fd_count(pid: int, proc: Path = PROC) -> int | None:
+    """How many descriptors `pid` holds, in one stat() (kernel 6.2+ reports the count as the size
+    of /proc/PID/fd; 0 before, or when it may not be read); None once the process has exited."""
+    try:
+        return os.stat(f"{proc}/{pid}/fd").st_size
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return 0
 
 
 def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:

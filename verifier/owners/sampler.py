@@ -9,7 +9,8 @@ links read `socket:[INODE]` and sock_diag maps each inode to its 4-tuple.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from verifier import sockdiag
@@ -20,43 +21,64 @@ from verifier.owners.processes import (
     PortRanges,
     Process,
     ProcessIndex,
+    fd_count,
     find_qemu_pid,
     is_guest_qemu,
     netns_of,
     socket_inodes,
 )
-from verifier.sockdiag import TcpSocket
+from verifier.sockdiag import ListSockets, TcpSocket
 
 
 class OwnershipSampler:
     """Samples in a thread which TCP connections the guest's QEMU owns, until stop(): multifd and NBD
-    connections open after the main one, and one that closed before stop() still counts. A
-    connection opened and closed entirely between two samples is missed; `interval` bounds that."""
+    connections open after the main one, and one that closed before stop() still counts.
+
+    Cheap by design, so that watching does not cost what it measures: every `interval` it only
+    counts QEMU's descriptors (one stat of /proc/PID/fd) and reads the table when the count
+    changed; the socket table is dumped through sock_diag (about 1 ms: the kernel walks its whole
+    TCP hash) only when QEMU holds a socket not seen at an earlier dump, and every `dump_every`
+    seconds for the other programs' connections on the ports. A QEMU connection opened and closed
+    within one `interval` is missed; another program's connection that lives less than
+    `dump_every` may be listed without its owner.
+    """
 
     def __init__(
         self,
         vm: str,
         run_dirs: Sequence[Path],
-        list_sockets: Callable[[PortRanges | None], Sequence[TcpSocket]] = sockdiag.tcp_sockets,
+        list_sockets: ListSockets | None = None,
         proc: Path = PROC,
-        interval: float = 0.05,
+        interval: float = 0.1,
         ports: PortRanges | None = None,
+        dump_every: float = 5.0,
     ) -> None:
         self._vm = vm
         self._run_dirs = tuple(Path(d) for d in run_dirs)
-        self._list_sockets = list_sockets
+        # None: a sock_diag lister of our own, opened and closed in the sampling thread (pyroute2
+        # keeps its socket state per thread).
+        self._given = list_sockets
+        self._list_sockets: ListSockets | None = list_sockets
         self._proc = proc
         self._interval = interval
+        self._dump_every = dump_every
         self._ports = tuple(ports) if ports is not None else None
         self.netns_of = netns_of(proc, "self")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._result: Ownership | None = None
         self._pid: int | None = None
         self._last_pid: int | None = None
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._foreign: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._known: dict[int, Process | None] = {}  # inode -> owner, kept across samples
+        self._dumped: set[int] = set()  # QEMU's socket inodes present at a dump already
+        self._fd_count = 0  # QEMU's descriptors at the last look (0: unknown)
+        self._last_dump = float("-inf")
+        self._last_scan = float("-inf")
         self._samples = 0
+        self._dumps = 0
+        self._cpu_s = 0.0
         self._problem: str | None = None
 
     def start(self) -> None:
@@ -66,64 +88,107 @@ class OwnershipSampler:
         self._thread.start()
 
     def stop(self) -> Ownership:
+        """The connections seen; the last look and the closing of the lister happen in the thread."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
-        self.sample()  # a last look: a connection opened during the final interval
+        else:
+            self._finish()  # never started: one look, here
+        assert self._result is not None
+        return self._result
+
+    def _run(self) -> None:
+        try:
+            while True:
+                self.sample()
+                if self._stop.wait(self._interval):
+                    break
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        started = time.thread_time()
+        try:
+            self.sample(dump=True)  # a last look: a connection opened during the final interval
+            busy = self._busy_ports()
+        finally:
+            self._close_lister()
+        self._cpu_s += time.thread_time() - started
         owned_keys = {flow.key for flow in self._flows.values()}
         owned_inodes = {flow.inode for flow in self._flows.values()}
         # On one host both ends of an owned connection are visible; the peer end is not foreign.
         foreign = tuple(f for f in self._foreign.values() if f.key not in owned_keys and f.inode not in owned_inodes)
-        return Ownership(
+        self._result = Ownership(
             owner_pid=self._last_pid,
             owner=f"qemu ({self._vm})",
             flows=tuple(self._flows.values()),
             foreign=foreign,
-            problem=None if self._last_pid is not None else self._problem,
+            # A pid without a connection listed (a refused dump, say) is no ownership either.
+            problem=None if self._flows else self._problem,
             samples=self._samples,
-            busy_ports=self._busy_ports(),
+            busy_ports=busy,
+            dumps=self._dumps,
+            cpu_s=self._cpu_s,
         )
 
+    def _lister(self) -> ListSockets:
+        if self._list_sockets is None:
+            self._list_sockets = sockdiag.TcpSocketLister()
+        return self._list_sockets
+
+    def _close_lister(self) -> None:
+        if self._given is None and isinstance(self._list_sockets, sockdiag.TcpSocketLister):
+            self._list_sockets.close()
+        self._list_sockets = self._given
+
     def _busy_ports(self) -> tuple[int, ...]:
-        """Local ports in use now, all of them: what a free migration port range must avoid. The
-        last use of the socket lister: a lister that holds a netlink socket is closed here."""
+        """Local ports in use now, all of them: what a free migration port range must avoid."""
         try:
-            return tuple(sorted({s.local_port for s in self._list_sockets(None)}))
+            return tuple(sorted({s.local_port for s in self._lister()(None)}))
         except Exception:  # noqa: BLE001 - only a prescription's numbers depend on it
             return ()
-        finally:
-            close = getattr(self._list_sockets, "close", None)
-            if callable(close):
-                close()
 
-    def _run(self) -> None:
-        while True:
-            self.sample()
-            if self._stop.wait(self._interval):
-                return
-
-    def sample(self) -> None:
-        """One look; never raises, because a lost sampler thread would fail silently."""
+    def sample(self, dump: bool = False) -> None:
+        """One look (a socket dump when due, or with DUMP); never raises, because a lost sampler
+        thread would fail silently."""
+        started = time.thread_time()
         self._samples += 1
         try:
-            self._sample()
+            self._sample(dump)
         except Exception as exc:  # the thread boundary: the error becomes the `problem` text
             self._problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
+        self._cpu_s += time.thread_time() - started
 
     def _in_ports(self, sock: TcpSocket) -> bool:
         ports = self._ports or ()
         return in_ranges(sock.local_port, ports) or in_ranges(sock.remote_port, ports)
 
-    def _sample(self) -> None:
-        # Re-check the known pid (one small read) and search again only when it is gone or
-        # recycled: a destination QEMU appears at migration start, a source QEMU exits at the end.
-        if self._pid is None or not is_guest_qemu(self._proc, self._pid, self._vm, self.netns_of):
-            self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc)
-        pid = self._pid
-        # Sockets before inodes: a connection opened in between is then simply caught next time,
-        # rather than listed without its inode and filed as foreign.
-        sockets = self._list_sockets(self._ports)  # with ports, the kernel filters: cheap on a busy host
+    def _find_pid(self, now: float, check: bool) -> int | None:
+        # Between dumps, a known pid is trusted while its /proc entry exists (pids are not reused
+        # within a second); at a dump, its command line is checked again. Searched again only when
+        # gone or recycled: a destination QEMU appears at migration start, a source QEMU exits.
+        if self._pid is not None and (not check or is_guest_qemu(self._proc, self._pid, self._vm, self.netns_of)):
+            return self._pid
+        # libvirt's pid file every time; the /proc-wide scan behind it (a millisecond or more on a
+        # busy host) at most once per dump_every.
+        scan = now - self._last_scan >= self._dump_every
+        if scan:
+            self._last_scan = now
+        self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc, scan=scan)
+        return self._pid
+
+    def _sample(self, dump: bool) -> None:
+        now = time.monotonic()
+        due = dump or now - self._last_dump >= self._dump_every
+        if self._pid is not None and not due:
+            # The common case, one stat(): QEMU opened or closed nothing since the last look.
+            count = fd_count(self._pid, self._proc)
+            if count is None:
+                self._pid = None  # exited (the source, once migrated)
+            elif count and count == self._fd_count:
+                return
+        pid = self._find_pid(now, check=due)
         own: frozenset[int] = frozenset()
         if pid is None:
             tried = ", ".join(str(d / "qemu" / f"{self._vm}.pid") for d in self._run_dirs) or "no pid file"
@@ -133,10 +198,20 @@ class OwnershipSampler:
             )
         else:
             try:
+                # The count first: a socket opened while the inodes are read changes it again.
+                self._fd_count = fd_count(pid, self._proc) or 0
                 own = socket_inodes(pid, self._proc)
                 self._last_pid = pid
             except PermissionError as exc:
                 self._problem = f"cannot read {self._proc}/{pid}/fd ({exc.strerror}): run as root"
+        if not (due or own - self._dumped):
+            return
+        self._last_dump = now
+        self._dumps += 1
+        sockets = self._lister()(self._ports)  # with ports, the kernel filters: cheap on a busy host
+        # Inodes read before the dump: a socket QEMU opened in between is simply caught next time,
+        # rather than listed without its inode and filed as foreign.
+        self._dumped |= own
         index: ProcessIndex | None = None
         for s in sockets:
             key = (s.local, s.local_port, s.remote, s.remote_port)
@@ -149,8 +224,8 @@ class OwnershipSampler:
             if key in self._foreign or not self._in_ports(s):
                 continue
             if s.inode and s.inode not in self._known:
-                # The /proc-wide walk is the costly part: at most once per sample, and only for
-                # an inode not seen before.
+                # The /proc-wide walk is the costly part: at most once per dump, and only for an
+                # inode not seen before.
                 index = index or ProcessIndex(self._proc)
                 self._known[s.inode] = index.process(s.inode)
             process = self._known.get(s.inode)
