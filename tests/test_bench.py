@@ -92,6 +92,19 @@ def test_targets_hold_only_when_every_run_meets_them() -> None:
     assert table.targets([good])[0].met is True
 
 
+def test_ownership_sampling_is_reported_as_our_cpu_with_it_over_without() -> None:
+    run = _run()
+    run["accuracy"] = [_case(c["case"], ours_owners_cpu_s=0.007) for c in run["accuracy"]]
+    # ours: 0.5 process + 0.2 eBPF = 0.7 s, of which the sampler 7 ms: 0.7 / 0.693
+    assert table.ratios(run["accuracy"][0])["cpu_with_owners_vs_without"] == pytest.approx(0.7 / 0.693)
+    found = {t.name.split(":")[0]: t for t in table.targets([run])}
+    assert found["ownership sampling"].met is True and "1.010" in found["ownership sampling"].detail
+    run["accuracy"][1]["ours_owners_cpu_s"] = 0.05  # 0.7 / 0.65 = 1.077
+    assert {t.name.split(":")[0]: t for t in table.targets([run])}["ownership sampling"].met is False
+    assert "owners" in table.run_table(run | {"overhead": _run()["overhead"]})
+    assert math.isnan(table.ratios(_case("one stream san0"))["cpu_with_owners_vs_without"])
+
+
 def test_ring_rows_do_not_count_toward_the_default_engines_targets() -> None:
     run = _run()
     run["accuracy"].append(_case("offloads off san0", engine="ring", ours_bytes=1, ours_drops=10**6))
@@ -142,6 +155,12 @@ def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     assert one["accuracy_vs_tcpdump"] >= 0.999 and one["ours_drops"] == 0, one
     assert one["counter_ok"]
     assert 0.99 <= one["payload_vs_iperf"] <= 1.01
+    # Ownership was sampled beside the default engine, as verify-path does: the stand-in QEMU was
+    # found and iperf3's connection on the watched port was named as another program's.
+    assert one["ours_owners_found_standin"] is True, one
+    assert "iperf3" in one["ours_owners_foreign"], one
+    assert 0 < one["ours_owners_cpu_s"] < one["ours_process_cpu_s"]
+    assert one["ours_owners_dumps"] < one["ours_owners_samples"]
     assert results["migration"]["time_to_verdict_beyond_migration_s"] > 0
     analyze = results["analyze"]
     assert analyze["ours_frames"] == analyze["frames"] and analyze["tshark_rows"] == 1

@@ -30,7 +30,8 @@ def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp
     """ENGINE and tcpdump on IFACES (in the client namespace) while iperf3 sends over each of them."""
     work = tmp / f"{name}-{engine}".replace(" ", "_").replace("+", "_")
     work.mkdir(parents=True, exist_ok=True)
-    ours = Sniffer(CLIENT, engine, ifaces, work / "pcaps")
+    # The default engine samples ownership too, as verify-path does while it counts.
+    ours = Sniffer(CLIENT, engine, ifaces, work / "pcaps", owners=engine == "default")
     dumps: dict[str, Tcpdump] = {}
     try:
         for i in ifaces:
@@ -58,6 +59,11 @@ def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp
         "ours_drops": sum(c["drops"] for c in counted),
         "ours_problems": mine["problems"],
         "evidence_drops": mine["evidence_drops"],
+        "ours_owners_cpu_s": mine.get("owners_cpu_s"),
+        "ours_owners_samples": mine.get("owners_samples"),
+        "ours_owners_dumps": mine.get("owners_dumps"),
+        "ours_owners_found_standin": mine.get("owners_found_standin"),
+        "ours_owners_foreign": mine.get("owners_foreign"),
         "ours_process_cpu_s": mine["cpu_s"],
         "ours_setup_cpu_s": mine["setup_cpu_s"],
         "ours_bpf_cpu_s": mine["bpf_run_time_ns"] / 1e9,
@@ -104,7 +110,7 @@ def overhead_case(seconds: float, tmp: Path) -> dict[str, Any]:
     watched: dict[str, float] = {}
     counted_by: dict[str, str] = {}
     for engine in ENGINES:
-        ours = Sniffer(CLIENT, engine, ["san0", "san1"], tmp / f"overhead-{engine}")
+        ours = Sniffer(CLIENT, engine, ["san0", "san1"], tmp / f"overhead-{engine}", owners=engine == "default")
         try:
             watched[engine] = _throughput(seconds)
         except BaseException:

@@ -9,6 +9,14 @@ EOF on stdin, then prints one JSON object on stdout.
   which engine counted, and why).
 - ring: the TPACKET_V3 ring engine alone (live.py), every frame's headers to the pcap.
 
+With --owners it also samples ownership the way `verify-path VM NODE` does during a migration
+(owners.OwnershipSampler on the same ports, from before arming to after stopping), for a stand-in
+QEMU: a sleeping child whose command line is a QEMU's (`qemu-system-x86_64 ... -name
+guest=vpbench-standin`). The stand-in holds no socket, so each tick costs what a real one costs
+between QEMU's connection changes, and the periodic socket dumps find iperf3's connections as
+foreign (their owner looked up in /proc, as on a busy host). Its thread's CPU is part of cpu_s and
+reported apart as owners_cpu_s.
+
 CPU: this process's user+system seconds from before the engine is built to after stop(), all
 threads (the evidence ring's reader included; setup reported apart as well), plus the run time
 of this process's eBPF programs measured by the kernel (run_time_ns, per program, the
@@ -26,6 +34,7 @@ import argparse
 import ctypes
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +43,7 @@ from verifier.capture import engines
 from verifier.capture.live import DEFAULT_RCVBUF
 
 BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
+STANDIN_VM = "vpbench-standin"
 
 
 def enable_bpf_stats() -> int:
@@ -76,12 +86,24 @@ def _evidence_drops(capture: Any) -> int | None:
     return sum(drops.values()) if isinstance(drops, dict) else None
 
 
+def _standin_qemu() -> subprocess.Popen[bytes]:
+    """A process that looks like guest STANDIN_VM's QEMU to owners.processes (argv[0] names qemu,
+    `-name guest=...`), in this namespace; it only sleeps."""
+    script = "import sys, time; sys.stdin.read()"  # ends when its stdin closes (we exit or close it)
+    return subprocess.Popen(
+        ["qemu-system-x86_64", "-c", script, "-name", f"guest={STANDIN_VM}"],
+        executable=sys.executable,
+        stdin=subprocess.PIPE,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m verifier.bench.sniff")
     p.add_argument("--engine", choices=("default", "ring"), required=True)
     p.add_argument("--interfaces", required=True)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ports", default="49152-49215")
+    p.add_argument("--owners", action="store_true", help="sample ownership as verify-path does (stand-in QEMU)")
     args = p.parse_args(argv)
     lo, _, hi = args.ports.partition("-")
     ports = ((int(lo), int(hi or lo)),)
@@ -89,10 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     import scapy.arch.linux  # noqa: F401
     import scapy.layers.l2  # noqa: F401
 
+    from verifier.owners import OwnershipSampler
+
     choice = engines.choose(None if args.engine == "default" else "ring")
     stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
+    standin = _standin_qemu() if args.owners else None
+    sampler = OwnershipSampler(STANDIN_VM, [], ports=ports) if args.owners else None
+    ownership = None
     try:
         cpu0 = os.times()
+        if sampler is not None:
+            sampler.start()
         capture = engines.make(choice, args.interfaces.split(","), ports, args.out, rcvbuf=DEFAULT_RCVBUF)
         capture.start()
         armed = os.times()
@@ -101,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdin.readline()
         after = own_programs()  # before stop(), which closes the programs
         result = capture.stop(drain_s=0.2)
+        if sampler is not None:
+            ownership = sampler.stop()
         cpu1 = os.times()
     finally:
         if stats_fd is not None:
             os.close(stats_fd)
+        if standin is not None:
+            standin.communicate()  # closes its stdin: it exits
     runs = {
         pid: (after[pid][0] - before.get(pid, (0, 0))[0], after[pid][1] - before.get(pid, (0, 0))[1]) for pid in after
     }
@@ -120,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         "bpf_run_cnt": sum(r[1] for r in runs.values()),
         "bpf_programs": len(runs),
         "evidence_drops": _evidence_drops(capture),
+        # The ownership sampler's thread, included in cpu_s above.
+        "owners_cpu_s": ownership.cpu_s if ownership else None,
+        "owners_samples": ownership.samples if ownership else None,
+        "owners_dumps": ownership.dumps if ownership else None,
+        "owners_found_standin": ownership.owner_pid == (standin.pid if standin else None) if ownership else None,
+        "owners_foreign": sorted({f.owner for f in ownership.foreign}) if ownership else None,
         "problems": list(result.problems),
         "interfaces": {
             c.name: {

@@ -38,6 +38,10 @@ def ratios(case: dict[str, Any]) -> dict[str, float]:
         # Armed to stopped only: what counting costs per GB once running (tcpdump's figure
         # keeps its own, small, start-up).
         "cpu_per_gb_armed_vs_tcpdump": _div(_div(ours_cpu_s(case, setup=False), ours_gb), theirs_per_gb),
+        # Our CPU with the ownership sampler's thread / without it (both measured in this case).
+        "cpu_with_owners_vs_without": _div(ours_cpu_s(case), ours_cpu_s(case) - float(case["ours_owners_cpu_s"]))
+        if case.get("ours_owners_cpu_s") is not None
+        else NAN,
     }
 
 
@@ -53,14 +57,15 @@ def overhead_ratios(o: dict[str, Any]) -> dict[str, float]:
 def accuracy_table(cases: Iterable[dict[str, Any]]) -> list[str]:
     lines = [
         f"{'case':<22} {'engine':<6} {'Gbit/s':>7} {'ours/tcpdump':>13} {'payload/iperf':>14} {'drops ours':>11} "
-        f"{'drops tcpdump':>14} {'CPU/GB ours/tcpdump':>20} {'(armed)':>8}"
+        f"{'drops tcpdump':>14} {'CPU/GB ours/tcpdump':>20} {'(armed)':>8} {'owners':>7}"
     ]
     for c in cases:
         r = ratios(c)
         lines.append(
             f"{c['case']:<22} {c['engine']:<6} {c['gbit_s']:>7.2f} {r['bytes_vs_tcpdump']:>13.5f} "
             f"{r['payload_vs_iperf']:>14.5f} {c['ours_drops']:>11} {c['tcpdump_drops']:>14} "
-            f"{r['cpu_per_gb_vs_tcpdump']:>20.2f} {r['cpu_per_gb_armed_vs_tcpdump']:>8.2f}"
+            f"{r['cpu_per_gb_vs_tcpdump']:>20.2f} {r['cpu_per_gb_armed_vs_tcpdump']:>8.2f} "
+            + (f"{r['cpu_with_owners_vs_without']:>7.3f}" if c.get("ours_owners_cpu_s") is not None else f"{'-':>7}")
         )
     return lines
 
@@ -154,6 +159,18 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
             "CPU per GB <= 1.0x tcpdump's (process + eBPF run time, start-up included)",
             bool(every) and all(v <= 1.0 for v in every),
             "; ".join(f"{k} {_fmt(v, 2)}x (armed only {_fmt(armed[k], 2)}x)" for k, v in cpu.items()),
+        )
+    )
+    owned = [c for c in _cases(runs, names) if c.get("ours_owners_cpu_s") is not None]
+    with_owners = [ratios(c)["cpu_with_owners_vs_without"] for c in owned]
+    out.append(
+        Target(
+            "ownership sampling: our CPU with it / without <= 1.02 (issue 11: no measurable CPU)",
+            (bool(owned) and all(v <= 1.02 for v in with_owners)) if owned else None,
+            f"{_fmt(with_owners, 3)} over {len(owned)} cases; "
+            f"{_fmt([float(c['ours_owners_cpu_s']) * 1000 for c in owned], 0)} ms of CPU per case"
+            if owned
+            else "not measured",
         )
     )
     thr = [overhead_ratios(run["overhead"])["default"] for run in runs if run.get("overhead")]

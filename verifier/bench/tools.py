@@ -81,8 +81,9 @@ class Tcpdump:
 class Sniffer:
     """Our capture in its own process (sniff.py): armed when constructed, counts until result()."""
 
-    def __init__(self, ns: str, engine: str, ifaces: list[str], out: Path | None) -> None:
+    def __init__(self, ns: str, engine: str, ifaces: list[str], out: Path | None, owners: bool = False) -> None:
         argv = [sys.executable, "-m", "verifier.bench.sniff", "--engine", engine, "--interfaces", ",".join(ifaces)]
+        argv += ["--owners"] if owners else []
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             argv += ["--out", str(out)]
