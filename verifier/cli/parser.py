@@ -140,7 +140,7 @@ def add_capture(p: argparse.ArgumentParser) -> None:
         "--capture",
         choices=("sampled", "full"),
         default="sampled",
-        help="pcaps beside the report: sampled (SYN/FIN/RST and 1 in 64 frames, headers only; the "
+        help="pcaps beside the report: sampled (SYN/FIN/RST and 1 in 1024 frames, headers only; the "
         "default with the eBPF engine) or full (every frame's headers, as the ring engine keeps them)",
     )
     p.add_argument("--capture-buffer", type=positive_int, default=None, help=argparse.SUPPRESS)

@@ -13,9 +13,9 @@
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_8021Q 0x8100
 #define ETH_P_8021AD 0x88A8
-#define MAX_RANGES 8
 #define PACKET_OUTGOING 4
 #define FIRST_BYTES 16
+#define NBINS 32      // tenths of a second kept per flow: 3.2 s; user space reads them every second
 
 #define F_SYN 1       // a SYN without ACK went this way: the sender is the client
 #define F_SYNACK 2    // a SYN+ACK went this way: the sender is the server
@@ -24,13 +24,15 @@
 enum { DIR_RX = 0, DIR_TX = 1 };
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
-enum { ST_FLOW_FULL, ST_BIN_FULL, ST_MAX };  // index into `stats`
+enum { ST_FLOW_FULL, ST_MAX };  // index into `stats`
 
+// The watched ports as a bitmap (bit p of the 65,536): one load and a shift per port, however many
+// ranges, where a loop over ranges multiplied the verifier's work (and the load time) by each range.
 struct vp_config {
-	__u32 nranges;
-	__u16 lo[MAX_RANGES];
-	__u16 hi[MAX_RANGES];
-	__u64 t0_ns;  // CLOCK_MONOTONIC at start: bins count whole seconds from it
+	__u32 nranges;  // 0: not configured yet, count nothing
+	__u32 pad;
+	__u64 t0_ns;  // CLOCK_MONOTONIC at start: bins count tenths of a second from it
+	__u64 ports[1024];
 };
 
 struct vp_flow_key {
@@ -44,18 +46,21 @@ struct vp_flow_key {
 	__u8 daddr[16];
 };
 
+// Bytes per tenth of a second since start, in a ring of NBINS slots in the flow's own value: one
+// hash lookup per frame instead of a second map keyed by (flow, tenth). A slot holds one tenth
+// (tag = tenth + 1, 0 = never used) until the same slot's tenth comes round again, 3.2 s later;
+// user space reads the map every second, so it sees each tenth's final value before that.
+struct vp_bin {
+	__u64 tag;
+	__u64 bytes;
+};
+
 struct vp_flow_val {
 	__u64 bytes;
 	__u64 packets;
 	__u64 payload;
 	__u64 flags;
-};
-
-// Bins per flow and tenth of a second (the field keeps its name): user space sums them per interface and per connection, leaving out
-// connections whose server is outside the ranges (their orientation is known only there).
-struct vp_bin_key {
-	struct vp_flow_key flow;
-	__u64 second;
+	struct vp_bin bins[NBINS];
 };
 
 struct vp_first_val {
@@ -70,24 +75,21 @@ struct {
 	__type(value, struct vp_config);
 } vp_config SEC(".maps");
 
-// Per-CPU: no atomic operation on the hot path; user space adds the CPUs' values.
+// Per-CPU: no atomic operation on the hot path; user space adds the CPUs' values. Not
+// preallocated: a capture sees tens of flows, and preallocating 16384 per-CPU entries of 544
+// bytes at load would cost more CPU than counting gigabytes does.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct vp_flow_key);
 	__type(value, struct vp_flow_val);
 } flows SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 262144);
-	__type(key, struct vp_bin_key);
-	__type(value, __u64);
-} bins SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct vp_flow_key);
 	__type(value, struct vp_first_val);
 } firsts SEC(".maps");
@@ -99,6 +101,9 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
+// A new flow's first value: zeros, from .bss (544 bytes do not fit the 512-byte BPF stack).
+struct vp_flow_val vp_zero = {};
+
 static __always_inline void bump(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
@@ -108,12 +113,7 @@ static __always_inline void bump(__u32 idx)
 
 static __always_inline int watched(const struct vp_config *cfg, __u16 port)
 {
-#pragma unroll
-	for (int i = 0; i < MAX_RANGES; i++) {
-		if (i < cfg->nranges && port >= cfg->lo[i] && port <= cfg->hi[i])
-			return 1;
-	}
-	return 0;
+	return (cfg->ports[port >> 6] >> (port & 63)) & 1;
 }
 
 // How many frames a GSO super-packet leaves the device as. tc egress runs before the stack
@@ -239,8 +239,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 
 	struct vp_flow_val *v = bpf_map_lookup_elem(&flows, &key);
 	if (!v) {
-		struct vp_flow_val init = {};
-		bpf_map_update_elem(&flows, &key, &init, BPF_NOEXIST);  // fails if another CPU won: fine
+		bpf_map_update_elem(&flows, &key, &vp_zero, BPF_NOEXIST);  // fails if another CPU won: fine
 		v = bpf_map_lookup_elem(&flows, &key);
 		if (!v) {
 			bump(ST_FLOW_FULL);
@@ -264,23 +263,16 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 			bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST);
 		}
 	}
-	struct vp_bin_key bk;
-	__builtin_memset(&bk, 0, sizeof(bk));  // the padding is part of the hash key
-	bk.flow = key;
 	__u64 now = bpf_ktime_get_ns();
 	// Tenths of a second: a migration over a fast link lasts about a second, and its rate is
 	// measurable only in finer bins; user space sums them into the report's seconds.
-	bk.second = now > cfg->t0_ns ? (now - cfg->t0_ns) / 100000000ULL : 0;
-	__u64 *b = bpf_map_lookup_elem(&bins, &bk);
-	if (b) {
-		*b += wire;
-	} else if (bpf_map_update_elem(&bins, &bk, &wire, BPF_NOEXIST)) {
-		b = bpf_map_lookup_elem(&bins, &bk);
-		if (b)
-			*b += wire;
-		else
-			bump(ST_BIN_FULL);
+	__u64 tenth = now > cfg->t0_ns ? (now - cfg->t0_ns) / 100000000ULL : 0;
+	struct vp_bin *b = &v->bins[tenth & (NBINS - 1)];
+	if (b->tag != tenth + 1) {
+		b->tag = tenth + 1;
+		b->bytes = 0;
 	}
+	b->bytes += wire;
 }
 
 SEC("tc")

@@ -17,9 +17,10 @@ Hook, chosen by measurement (iperf3 over a veth, offloads off, 4 s, kernel.bpf_s
 tcx links belong to their file descriptors: closing them, or the process dying, detaches the
 programs; nothing is pinned, and legacy tc (clsact) filters, which outlive the process, are not used.
 
-Bins are counted in the kernel per 100 ms of bpf_ktime_get_ns() since start rather than by
-reading and differencing the maps once a second: no thread, and a frame lands in the second it
-passed, not the second a late reader woke up in.
+Bins are counted in the kernel per 100 ms of bpf_ktime_get_ns() since start, in a ring of 32
+slots inside each flow's value (one hash lookup per frame), and read by a thread once a second,
+before a slot comes round again: a frame lands in the tenth it passed, not in the second a late
+reader woke up in. Totals never depend on the reader; a tenth it missed is reported.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import platform
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,17 +43,18 @@ from verifier.capture.live import bpf_filter, read_counters
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
 
-MAX_RANGES = 8  # MAX_RANGES in count.bpf.c
 PROGRAMS = ["vp_ingress", "vp_egress"]
 # The C structs of count.bpf.c, native byte order; ports in host order, addresses as on the wire.
-_CONFIG = struct.Struct(f"=I{MAX_RANGES}H{MAX_RANGES}H4xQ")
+_CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the port bitmap
 _FLOW_KEY = struct.Struct("=IBBHH2x16s16s")
-_FLOW_VAL = struct.Struct("=QQQQ")
-_BIN_KEY = struct.Struct("=IBBHH2x16s16s4xQ")  # a flow key, then the second
+NBINS = 32  # NBINS in count.bpf.c: tenths of a second kept per flow, a ring
+_FLOW_VAL = struct.Struct(f"=QQQQ{2 * NBINS}Q")  # bytes, packets, payload, flags, then (tag, bytes) per slot
+_FLOW_HEAD = struct.Struct("=QQQQ")
+READ_EVERY = 1.0  # seconds between reads of the bin rings: well inside the 3.2 s they hold
 _U64 = struct.Struct("=Q")
 _FIRST = struct.Struct("=I16s")
 F_SYN, F_SYNACK = 1, 2  # flags in count.bpf.c
-STATS = ("flow table full", "bin table full")
+STATS = ("flow table full",)
 
 
 def _kernel_version() -> tuple[int, int]:
@@ -89,8 +92,6 @@ class EbpfCapture:
     def __init__(
         self, interfaces: list[str], ports: PortRanges, out_dir: Path | None = None, obj: Path = OBJECT
     ) -> None:
-        if len(ports) > MAX_RANGES:
-            raise EnvironmentProblem(f"the eBPF engine watches at most {MAX_RANGES} port ranges, got {len(ports)}")
         self.interfaces = interfaces
         self.ports = ports
         self.out_dir = out_dir  # no pcap: evidence files are the ring engine's job
@@ -102,15 +103,17 @@ class EbpfCapture:
         self._counters0: dict[str, tuple[int, int]] = {}
         self._ncpu = 1
         self.t0 = time.time()
+        # (flow key, cpu, tenth) -> bytes: the latest value seen in that CPU's slot for the tenth.
+        self._tenths: dict[tuple[bytes, int, int], int] = {}
+        self._reader: threading.Thread | None = None
+        self._stop_reading = threading.Event()
 
     def start(self) -> None:
         try:
             self._obj = loader.BpfObject(self._objpath, PROGRAMS)
             self._ncpu = loader.possible_cpus()
-            lo = [r[0] for r in self.ports] + [0] * (MAX_RANGES - len(self.ports))
-            hi = [r[1] for r in self.ports] + [0] * (MAX_RANGES - len(self.ports))
             self.t0 = time.time()
-            config = _CONFIG.pack(len(self.ports), *lo, *hi, time.monotonic_ns())  # bpf_ktime_get_ns's clock
+            config = _CONFIG.pack(len(self.ports), time.monotonic_ns(), *port_bitmap(self.ports))  # ktime's clock
             loader.map_update(self._obj.map_fd("vp_config"), struct.pack("=I", 0), config)
             for name in self.interfaces:
                 try:
@@ -125,6 +128,8 @@ class EbpfCapture:
                     self._counters0[name] = start
                 for ingress, prog in ((True, "vp_ingress"), (False, "vp_egress")):
                     self._links.append(loader.attach_tcx(self._obj.progs[prog], index, ingress))
+            self._reader = threading.Thread(target=self._read_bins, name="ebpf-bins", daemon=True)
+            self._reader.start()
         except loader.BpfError as exc:
             self._close()
             raise EnvironmentProblem(f"cannot start the eBPF counter: {exc}", hint="run as root") from exc
@@ -141,12 +146,35 @@ class EbpfCapture:
             sum(self._per_cpu(v, _FLOW_VAL.size)) for _k, v in self._items("flows", _FLOW_KEY.size, _FLOW_VAL.size)
         )
 
+    def _read_bins(self) -> None:
+        while not self._stop_reading.wait(READ_EVERY):
+            self._collect()
+
+    def _collect(self) -> None:
+        """Keep every used bin slot's value, per flow, CPU and tenth (a tenth still running is
+        read again later, larger)."""
+        size = _FLOW_VAL.size
+        for raw_key, raw in self._items("flows", _FLOW_KEY.size, size):
+            for cpu in range(self._ncpu):
+                ring = struct.unpack_from(f"={2 * NBINS}Q", raw, cpu * size + 32)
+                for slot in range(NBINS):
+                    tag = ring[2 * slot]
+                    if tag:
+                        self._tenths[(raw_key, cpu, tag - 1)] = ring[2 * slot + 1]
+
+    def _stop_reader(self) -> None:
+        self._stop_reading.set()
+        if self._reader is not None:
+            self._reader.join()
+            self._reader = None
+
     def stop(self, drain_s: float = 0.3) -> CaptureResult:
         """Let frames in flight pass, read the maps, remove programs and maps; the counts."""
         try:
             time.sleep(drain_s)
             ended = time.time()
             self._detach()  # the maps stay readable until the object is closed
+            self._stop_reader()
             deltas = {}
             for name, (tx0, rx0) in self._counters0.items():
                 end = read_counters(name)
@@ -154,8 +182,9 @@ class EbpfCapture:
                     deltas[name] = (end[0] - tx0, end[1] - rx0)
             if self._obj is None:
                 raise EnvironmentProblem("the eBPF counter was not started")
+            self._collect()  # the last tenths, after the programs are gone
             counter, packets = self._read()
-            problems = self._problems()
+            problems = self._problems() + self._missed_tenths(counter)
         finally:
             self._close()
         return counter.result(
@@ -178,7 +207,7 @@ class EbpfCapture:
         for raw_key, raw in self._items("flows", _FLOW_KEY.size, _FLOW_VAL.size):
             total = [0, 0, 0, 0]
             for i in range(self._ncpu):
-                b, p, pl, fl = _FLOW_VAL.unpack_from(raw, i * _FLOW_VAL.size)
+                b, p, pl, fl = _FLOW_HEAD.unpack_from(raw, i * _FLOW_VAL.size)
                 total = [total[0] + b, total[1] + p, total[2] + pl, total[3] | fl]
             flows[_FLOW_KEY.unpack(raw_key)] = total
         syn: dict[tuple[str, int, str, int], int] = {}  # SYN flags seen per 4-tuple, on any interface
@@ -191,10 +220,9 @@ class EbpfCapture:
             key = _FLOW_KEY.unpack(raw_key)
             firsts.setdefault(_tuple(key), data[:n])
         bins: dict[tuple[Any, ...], dict[int, int]] = {}
-        for raw_key, raw in self._items("bins", _BIN_KEY.size, 8):
-            *fkey, second = _BIN_KEY.unpack(raw_key)
-            per_second = bins.setdefault(tuple(fkey), {})
-            per_second[second] = per_second.get(second, 0) + sum(self._per_cpu(raw, 8))
+        for (raw_key, _cpu, tenth), slot_bytes in self._tenths.items():
+            per_tenth = bins.setdefault(_FLOW_KEY.unpack(raw_key), {})
+            per_tenth[tenth] = per_tenth.get(tenth, 0) + slot_bytes
         packets: dict[str, int] = dict.fromkeys(self.interfaces, 0)
         for key, (nbytes, npackets, payload, _flags) in sorted(flows.items()):
             found = self._ifindex.get(key[0])
@@ -219,11 +247,21 @@ class EbpfCapture:
         counter.last_ts = time.time()
         return counter, packets
 
+    def _missed_tenths(self, counter: Counter) -> tuple[str, ...]:
+        """The timeline's bytes against the totals: a reader that fell 3.2 s behind lost tenths."""
+        missing = 0
+        for stats in counter.ifaces.values():
+            binned = sum(tx + rx for tx, rx in stats.bins.values())
+            missing += stats.bytes_tx + stats.bytes_rx - binned
+        if missing <= 0:
+            return ()
+        return (f"eBPF timeline: {missing} bytes counted but not placed in a tenth of a second (bin reader late)",)
+
     def _problems(self) -> tuple[str, ...]:
         assert self._obj is not None
         problems = []
         fd = self._obj.map_fd("stats")
-        for index, what in enumerate(STATS[:2]):
+        for index, what in enumerate(STATS):
             raw = loader.map_lookup(fd, struct.pack("=I", index), 8)
             lost = _U64.unpack(raw)[0] if raw else 0
             if lost:
@@ -241,6 +279,7 @@ class EbpfCapture:
     def _close(self) -> None:
         # Each step runs whatever the previous one did: links first (detach), then the object.
         self._detach()
+        self._stop_reader()
         if self._obj is not None:
             self._obj.close()
             self._obj = None
@@ -251,6 +290,15 @@ class EbpfCapture:
 
     def __exit__(self, *exc: Any) -> None:
         self._close()
+
+
+def port_bitmap(ports: PortRanges) -> list[int]:
+    """The 65,536-bit map of count.bpf.c's config, as 1024 words: bit p set when port p is watched."""
+    words = [0] * 1024
+    for lo, hi in ports:
+        for port in range(max(lo, 0), min(hi, 65535) + 1):
+            words[port >> 6] |= 1 << (port & 63)
+    return words
 
 
 def _tuple(key: tuple[Any, ...]) -> tuple[str, int, str, int]:
