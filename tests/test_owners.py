@@ -45,6 +45,14 @@ for line in sys.stdin:
         s.listen()
         held[s.getsockname()[1]] = s
         print(s.getsockname()[1], flush=True)
+    elif cmd == "socket":  # created, not yet connected: no dump shows it
+        held["pending"] = socket.socket()
+        print("ok", flush=True)
+    elif cmd == "connect-pending":
+        s = held.pop("pending")
+        s.connect(("127.0.0.1", int(arg)))
+        held[s.getsockname()[1]] = s
+        print(s.getsockname()[1], flush=True)
     elif cmd == "close":
         held.pop(int(arg)).close()
         print("closed", flush=True)
@@ -315,6 +323,30 @@ def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
     }
     iperf_flow = next(f for f in ownership.foreign if f.pid == iperf.pid)
     assert (iperf_flow.owner, iperf_flow.role, iperf_flow.state) == ("fakeiperf", "foreign", "LISTEN")
+
+
+def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.05, ports=[(port(server), port(server))], dump_every=600)
+    sampler.start()
+    try:
+        time.sleep(0.15)
+        # The sampler dumps for the new socket while it is not connected (no dump lists it), and
+        # must look again: the connection comes 0.07 s later, and no periodic dump is due.
+        assert qemu.ask("socket") == "ok"
+        time.sleep(0.07)
+        local = int(qemu.ask(f"connect-pending {port(server)}"))
+        with server.accept()[0]:
+            time.sleep(0.2)
+            seen = sampler._flows.copy()  # before stop(), whose last look would find it anyway
+            ownership = sampler.stop()
+    finally:
+        sampler.stop()
+    assert [k[1] for k in seen] == [local]
+    assert [(f.local_port, f.owner) for f in ownership.flows] == [(local, "qemu (fakevm)")]
 
 
 def test_sampler_follows_a_new_qemu_pid(spawn: Spawn, server: socket.socket, tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from verifier.model import (
     Report,
 )
 from verifier.reconcile import RunLabels
-from verifier.store import store_run
+from verifier.store import prepare, store_run
 
 
 def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor, live: bool = False) -> Plan:
@@ -77,6 +77,7 @@ def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextMan
         plan = plan_job(opts, b, hv, live=True)
         b.log(f"predicted path: {' -> '.join(plan.prediction.path) or 'unknown'}")
         run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
+        prepare()  # the chart's imports, during the migration rather than after it
         req = MigrationRequest(
             opts.vm,
             opts.dest_uri,
@@ -164,6 +165,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     prediction = Prediction(None, None, None, reasons=(Reason("migration URI", "watch mode: not triggered here"),))
     plan = Plan(topology, watch, prediction, ports)
     run_dir = runs.create(opts.captures_dir, opts.vm or "watch", opts.dest or "any")
+    prepare()
     capture = b.capture(list(watch), ports, run_dir)
     sampler = b.domains(ports) if b.domains else None
     started = time.time()

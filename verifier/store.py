@@ -7,6 +7,7 @@ never the record or the verdict.
 from __future__ import annotations
 
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,30 @@ from verifier.model import Report
 class Stored:
     chart: Path | None  # where the chart was written (run dir, and a copy at --chart)
     note: str = ""  # why the chart is missing, when it is
+
+
+_warming: threading.Thread | None = None
+
+
+def prepare() -> None:
+    """Load and warm the chart's modules (matplotlib: about 1 s of CPU) in a background thread,
+    while the migration runs, so that the verdict does not wait for them when it ends. store_run
+    waits for that thread before drawing (pyplot is not thread-safe); a failure there shows again,
+    in the open, when the chart is drawn."""
+    global _warming
+
+    def load() -> None:
+        try:
+            # Not niced: a low-priority thread holding the GIL while the CPUs are busy with the
+            # migration stalls the ownership sampler for seconds (seen: attribution lost).
+            from verifier.render import chart
+
+            chart.warm()
+        except Exception:  # noqa: BLE001, S110 - store_run draws again and reports the error
+            pass
+
+    _warming = threading.Thread(target=load, name="chart-warm", daemon=True)
+    _warming.start()
 
 
 def store_run(report: Report, extra_chart: Path | None = None) -> Stored:
@@ -34,6 +59,8 @@ def store_run(report: Report, extra_chart: Path | None = None) -> Stored:
             report,
             hint="the report follows on stdout; free space or choose another --captures-dir",
         ) from None
+    if _warming is not None:
+        _warming.join()
     from verifier.render import chart  # matplotlib: loaded only when a run is stored
 
     try:

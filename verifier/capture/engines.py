@@ -67,7 +67,9 @@ class Combined:
     def bytes_so_far(self) -> int:
         return self._counter.bytes_so_far()
 
-    def stop(self, drain_s: float = 0.3) -> CaptureResult:
+    def stop(self, drain_s: float = 0.05) -> CaptureResult:
+        """DRAIN_S: the eBPF programs count each frame as it passes, so a short wait is enough for
+        the last ACKs (the ring engine alone needs its reader to catch up, and waits longer)."""
         try:
             counted = self._counter.stop(drain_s)
         finally:

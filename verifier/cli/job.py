@@ -224,7 +224,7 @@ def owner_sampler(env: Mapping[str, str]) -> OwnersFactory:
     run_dirs = [Path(d) for d in (env.get("VERIFY_PATH_LIBVIRT_RUN_DIR"), "/run/libvirt") if d]
 
     def make(vm: str, ports: profiles.PortRanges) -> owners.OwnershipSampler:
-        # QEMU's descriptor count every 100 ms, a kernel-filtered socket dump when it holds a new
+        # QEMU's descriptor table every 200 ms, a kernel-filtered socket dump when it holds a new
         # socket and every 5 s: multifd and NBD connections that open after the main one are caught.
         return owners.OwnershipSampler(vm, run_dirs, ports=ports)
 

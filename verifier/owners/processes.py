@@ -102,17 +102,6 @@ def find_libvirtd_pids(proc: Path = PROC) -> tuple[int, ...]:
     return tuple(pid for pid in daemons if netns is not None and netns_of(proc, pid) == netns)
 
 
-def fd_count(pid: int, proc: Path = PROC) -> int | None:
-    """How many descriptors `pid` holds, in one stat() (kernel 6.2+ reports the count as the size
-    of /proc/PID/fd; 0 before, or when it may not be read); None once the process has exited."""
-    try:
-        return os.stat(f"{proc}/{pid}/fd").st_size
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:
-        return 0
-
-
 def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:
     """Inodes of the sockets `pid` holds; empty once it has exited. PermissionError propagates:
     "may not look" must not read as "owns nothing"."""

@@ -8,6 +8,7 @@ links read `socket:[INODE]` and sock_diag maps each inode to its 4-tuple.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +22,6 @@ from verifier.owners.processes import (
     PortRanges,
     Process,
     ProcessIndex,
-    fd_count,
     find_qemu_pid,
     is_guest_qemu,
     netns_of,
@@ -29,18 +29,30 @@ from verifier.owners.processes import (
 )
 from verifier.sockdiag import ListSockets, TcpSocket
 
+RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
+
+
+def socket_inodes_readable(pid: int, proc: Path) -> bool:
+    """Whether PID still exists (its /proc entry), in one stat()."""
+    try:
+        os.stat(f"{proc}/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # it exists; reading it is what reports the permission problem
+    return True
+
 
 class OwnershipSampler:
     """Samples in a thread which TCP connections the guest's QEMU owns, until stop(): multifd and NBD
     connections open after the main one, and one that closed before stop() still counts.
 
     Cheap by design, so that watching does not cost what it measures: every `interval` it only
-    counts QEMU's descriptors (one stat of /proc/PID/fd) and reads the table when the count
-    changed; the socket table is dumped through sock_diag (about 1 ms: the kernel walks its whole
-    TCP hash) only when QEMU holds a socket not seen at an earlier dump, and every `dump_every`
-    seconds for the other programs' connections on the ports. A QEMU connection opened and closed
-    within one `interval` is missed; another program's connection that lives less than
-    `dump_every` may be listed without its owner.
+    reads QEMU's descriptor table (/proc/PID/fd, about 0.2 ms); the socket table is dumped through
+    sock_diag (1-3 ms: the kernel walks its whole TCP hash) only when QEMU holds a socket no dump
+    has shown yet, and every `dump_every` seconds for the other programs' connections on the ports.
+    A QEMU connection opened and closed within one `interval` is missed; another program's
+    connection that lives less than `dump_every` may be listed without its owner.
     """
 
     def __init__(
@@ -49,7 +61,7 @@ class OwnershipSampler:
         run_dirs: Sequence[Path],
         list_sockets: ListSockets | None = None,
         proc: Path = PROC,
-        interval: float = 0.1,
+        interval: float = 0.2,
         ports: PortRanges | None = None,
         dump_every: float = 5.0,
     ) -> None:
@@ -73,7 +85,7 @@ class OwnershipSampler:
         self._foreign: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._known: dict[int, Process | None] = {}  # inode -> owner, kept across samples
         self._dumped: set[int] = set()  # QEMU's socket inodes present at a dump already
-        self._fd_count = 0  # QEMU's descriptors at the last look (0: unknown)
+        self._tries: dict[int, int] = {}  # QEMU's socket inodes not yet shown by a dump: dumps tried
         self._last_dump = float("-inf")
         self._last_scan = float("-inf")
         self._samples = 0
@@ -124,12 +136,22 @@ class OwnershipSampler:
             owner=f"qemu ({self._vm})",
             flows=tuple(self._flows.values()),
             foreign=foreign,
-            # A pid without a connection listed (a refused dump, say) is no ownership either.
-            problem=None if self._flows else self._problem,
+            problem=None if self._flows else self._no_flows(),
             samples=self._samples,
             busy_ports=busy,
             dumps=self._dumps,
             cpu_s=self._cpu_s,
+        )
+
+    def _no_flows(self) -> str:
+        """Why no connection is the migration's: no QEMU found, or one found that held none."""
+        if self._last_pid is None:
+            return self._problem or f"no QEMU process for {self._vm} found"
+        # A refused dump says so; otherwise QEMU was there and held nothing on the ports.
+        failed = self._problem if self._problem and "sampling failed" in self._problem else None
+        return failed or (
+            f"QEMU for {self._vm} (pid {self._last_pid}) held no TCP connection on the watched ports in"
+            f" {self._samples} samples ({self._dumps} socket dumps)"
         )
 
     def _lister(self) -> ListSockets:
@@ -181,13 +203,8 @@ class OwnershipSampler:
     def _sample(self, dump: bool) -> None:
         now = time.monotonic()
         due = dump or now - self._last_dump >= self._dump_every
-        if self._pid is not None and not due:
-            # The common case, one stat(): QEMU opened or closed nothing since the last look.
-            count = fd_count(self._pid, self._proc)
-            if count is None:
-                self._pid = None  # exited (the source, once migrated)
-            elif count and count == self._fd_count:
-                return
+        if self._pid is not None and not socket_inodes_readable(self._pid, self._proc):
+            self._pid = None  # exited (the source, once migrated)
         pid = self._find_pid(now, check=due)
         own: frozenset[int] = frozenset()
         if pid is None:
@@ -198,20 +215,25 @@ class OwnershipSampler:
             )
         else:
             try:
-                # The count first: a socket opened while the inodes are read changes it again.
-                self._fd_count = fd_count(pid, self._proc) or 0
+                # Every descriptor's link, not only their count: QEMU may close one descriptor and
+                # open the migration socket under the same number between two looks.
                 own = socket_inodes(pid, self._proc)
                 self._last_pid = pid
             except PermissionError as exc:
                 self._problem = f"cannot read {self._proc}/{pid}/fd ({exc.strerror}): run as root"
-        if not (due or own - self._dumped):
+        new = own - self._dumped
+        if not (due or new):
             return
         self._last_dump = now
         self._dumps += 1
         sockets = self._lister()(self._ports)  # with ports, the kernel filters: cheap on a busy host
-        # Inodes read before the dump: a socket QEMU opened in between is simply caught next time,
-        # rather than listed without its inode and filed as foreign.
-        self._dumped |= own
+        # An inode the dump did not show may be a socket between socket() and connect(): looked
+        # for again at the next samples, then left to the periodic dumps (a UNIX socket, which
+        # no TCP dump shows, is not dumped for at every sample).
+        listed = {s.inode for s in sockets}
+        for inode in new:
+            self._tries[inode] = self._tries.get(inode, 0) + 1
+        self._dumped |= {i for i in own if i in listed or self._tries.get(i, 0) >= RETRIES}
         index: ProcessIndex | None = None
         for s in sockets:
             key = (s.local, s.local_port, s.remote, s.remote_port)

@@ -168,7 +168,7 @@ class EbpfCapture:
             self._reader.join()
             self._reader = None
 
-    def stop(self, drain_s: float = 0.3) -> CaptureResult:
+    def stop(self, drain_s: float = 0.05) -> CaptureResult:
         """Let frames in flight pass, read the maps, remove programs and maps; the counts."""
         try:
             time.sleep(drain_s)
