@@ -214,6 +214,9 @@ class ReplayCapture:
     def bytes_so_far(self) -> int:
         return 0
 
+    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+        return False  # a replay has no live flows to announce
+
     def stop(self, drain_s: float = 0.3) -> CaptureResult:
         files = [(path, name) for name, path in self.pcaps.items() if name in self.watch]
         result = count_files(files, self.ports)
@@ -234,7 +237,10 @@ class RecordedOwners:
     foreign: tuple[tuple[Tuple4, str, int | None], ...] = ()  # (flow, owner, pid)
     problem: str | None = None
 
-    def start(self) -> None:
+    def start(self, woken: bool = False) -> None:
+        pass
+
+    def wake(self) -> None:
         pass
 
     def stop(self) -> Ownership:

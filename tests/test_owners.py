@@ -271,6 +271,15 @@ def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> Non
     process = ProcessIndex(proc).process(555)
     assert process is not None and (process.pid, process.owner) == (200, "qemu (vm01)")
     assert owner_of_inode(556, proc) is None
+    # A migration socket libvirt's daemon connected and is handing to QEMU: both hold it for a
+    # moment, and the daemon has the lower pid; the socket is QEMU's.
+    (proc / "300" / "fd" / "7").symlink_to("socket:[777]")
+    (proc / "200" / "fd" / "9").symlink_to("socket:[777]")
+    process = ProcessIndex(proc).process(777)
+    assert process is not None and (process.pid, process.owner) == (200, "qemu (vm01)")
+    (proc / "200" / "fd" / "9").unlink()
+    process = ProcessIndex(proc).process(777)
+    assert process is not None and (process.pid, process.owner) == (300, "virtqemud")
 
 
 def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
@@ -346,6 +355,34 @@ def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
     finally:
         sampler.stop()
     assert [k[1] for k in seen] == [local]
+    assert [(f.local_port, f.owner) for f in ownership.flows] == [(local, "qemu (fakevm)")]
+
+
+def test_a_woken_sampler_looks_rarely_and_at_once_when_woken(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    ranges = [(port(server), port(server))]
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, dump_every=600, idle_interval=60)
+    sampler.start(woken=True)  # as with the eBPF engine, which announces new connections
+    held = []
+    try:
+        time.sleep(0.2)
+        local = int(qemu.ask(f"connect {port(server)}"))
+        held.append(server.accept()[0])
+        time.sleep(0.3)
+        # Idle: one look at start, none since (at `interval` it would have looked ~30 times).
+        assert (sampler._samples, sampler._flows) == (1, {})
+        sampler.wake()
+        time.sleep(0.2)
+        assert [k[1] for k in sampler._flows] == [local]
+        assert sampler._samples > 5  # fast again after the wake-up, for FAST_FOR seconds
+        ownership = sampler.stop()
+    finally:
+        sampler.stop()
+        for conn in held:
+            conn.close()
     assert [(f.local_port, f.owner) for f in ownership.flows] == [(local, "qemu (fakevm)")]
 
 

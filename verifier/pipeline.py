@@ -113,7 +113,9 @@ def _leg(
     owners = b.owners(opts.vm, plan.ports) if b.owners else None
     capture.start()
     if owners:
-        owners.start()  # the incoming QEMU on a return leg, the sending one outbound: same name
+        # The incoming QEMU on a return leg, the sending one outbound: same name. An eBPF capture
+        # wakes the sampler on each new connection, which then looks rarely in between.
+        owners.start(woken=capture.on_new_flow(owners.wake))
     b.log(f"armed {len(plan.watch)} sniffer(s): {', '.join(plan.watch)}; migrating {opts.vm} ({way.value})")
     try:
         migration = hv.migrate(req, b.progress)
@@ -171,7 +173,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     started = time.time()
     capture.start()
     if sampler:
-        sampler.start()
+        sampler.start(woken=capture.on_new_flow(sampler.wake))
     b.log(f"watching {', '.join(watch)} on ports {profiles.ports_text(ports)}")
     try:
         _wait(capture, duration, until_idle)

@@ -10,6 +10,8 @@ lockdown, the object not built) the ring counts, and the report says why.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +50,9 @@ def choose(requested: str | None) -> EngineChoice:
     return EngineChoice("ring", f"eBPF unavailable ({why}): the ring engine counted")
 
 
+_NOTHING = CaptureResult((), (), (), 0.0, 0.0, 0, "")  # no evidence ring was running
+
+
 class Combined:
     """eBPF counts; a sampled ring writes the evidence pcaps."""
 
@@ -67,14 +72,33 @@ class Combined:
     def bytes_so_far(self) -> int:
         return self._counter.bytes_so_far()
 
+    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+        return self._counter.on_new_flow(callback)
+
     def stop(self, drain_s: float = 0.05) -> CaptureResult:
         """DRAIN_S: the eBPF programs count each frame as it passes, so a short wait is enough for
         the last ACKs (the ring engine alone needs its reader to catch up, and waits longer)."""
+        # Both at once: each spends its time waiting for the kernel (the links' and the packet
+        # sockets' release each wait for an RCU grace period), and the verdict waits for both.
+        stopped: list[CaptureResult | BaseException] = []
+        ring = self._evidence
+
+        def stop_evidence() -> None:
+            try:
+                stopped.append(ring.stop(0.0) if ring is not None else _NOTHING)
+            except BaseException as exc:  # re-raised below, in the caller's thread
+                stopped.append(exc)
+
+        thread = threading.Thread(target=stop_evidence, name="evidence-stop", daemon=True)
+        thread.start()
         try:
             counted = self._counter.stop(drain_s)
         finally:
-            evidence = self._evidence.stop(0.0) if self._evidence is not None else None
-        if evidence is None:
+            thread.join()
+        evidence = stopped[0]
+        if isinstance(evidence, BaseException):
+            raise evidence
+        if evidence is _NOTHING:
             return replace(counted, engine="ebpf", pcaps="none")
         pcaps = {i.name: i.pcap for i in evidence.interfaces if i.pcap}
         ifaces = tuple(replace(i, pcap=pcaps.get(i.name)) for i in counted.interfaces)

@@ -159,6 +159,10 @@ class LiveCapture:
         """Bytes counted on every interface so far (watch --until-idle polls this)."""
         return sum(s.bytes_tx + s.bytes_rx for s in self.counter.ifaces.values())
 
+    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+        """This engine does not announce new flows (the ownership sampler then keeps its own pace)."""
+        return False
+
     def stop(self, drain_s: float = 0.3) -> CaptureResult:
         """Let the buffers drain, stop the reader, read the final drop counts, close the files."""
         time.sleep(drain_s)

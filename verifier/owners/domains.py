@@ -8,11 +8,13 @@ owner of any inode not seen before with one walk over /proc; a QEMU owner names 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from verifier import sockdiag
 from verifier.model import OwnedFlow
-from verifier.owners.processes import PROC, PortRanges, Process, ProcessIndex
+from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex
+from verifier.owners.sampler import FAST_FOR
 from verifier.sockdiag import ListSockets
 
 
@@ -23,6 +25,7 @@ class DomainsSampler:
         list_sockets: ListSockets | None = None,
         proc: Path = PROC,
         interval: float = 0.05,
+        idle_interval: float = 1.0,
     ) -> None:
         self._ports = tuple(ports)
         # None: a sock_diag lister of our own, opened and closed in the sampling thread (pyroute2
@@ -31,20 +34,32 @@ class DomainsSampler:
         self._list: ListSockets | None = list_sockets
         self._proc = proc
         self._interval = interval
-        self._stop = threading.Event()
+        self._idle_interval = idle_interval
+        self._poke = threading.Event()
+        self._stopping = False
+        self._wake_pending = False
+        self._woken_mode = False
         self._thread: threading.Thread | None = None
         self._known: dict[int, Process | None] = {}
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self.problem: str | None = None
 
-    def start(self) -> None:
+    def start(self, woken: bool = False) -> None:
+        """WOKEN: the capture calls wake() on new connections; between them one dump per
+        `idle_interval` (after a wake-up, every `interval` for FAST_FOR seconds). Else every `interval`."""
+        self._woken_mode = woken
         self._thread = threading.Thread(target=self._run, name="owners-watch", daemon=True)
         self._thread.start()
+
+    def wake(self) -> None:
+        self._wake_pending = True
+        self._poke.set()
 
     def stop(self) -> tuple[OwnedFlow, ...]:
         """Every connection seen; the last look happens in the thread, which owns the lister."""
         if self._thread is not None:
-            self._stop.set()
+            self._stopping = True
+            self._poke.set()
             self._thread.join()
             self._thread = None
         else:
@@ -53,8 +68,16 @@ class DomainsSampler:
 
     def _run(self) -> None:
         try:
-            while not self._stop.wait(self._interval):
+            fast_until = float("-inf")
+            while not self._stopping:
+                woken, self._wake_pending = self._wake_pending, False
                 self._sample()
+                now = time.monotonic()
+                if woken:
+                    fast_until = now + FAST_FOR
+                fast = not self._woken_mode or now < fast_until
+                self._poke.wait(self._interval if fast else self._idle_interval)
+                self._poke.clear()
         finally:
             self._finish()
 
@@ -74,9 +97,9 @@ class DomainsSampler:
             index: ProcessIndex | None = None
             for s in sockets:
                 key = (s.local, s.local_port, s.remote, s.remote_port)
-                if s.state == "LISTEN" or key in self._flows or not s.inode:
+                if s.state == "LISTEN" or not s.inode or self._settled(key):
                     continue
-                if s.inode not in self._known:
+                if s.inode not in self._known or self._handing_over(s.inode):
                     index = index or ProcessIndex(self._proc)  # one /proc walk per sample, at most
                     self._known[s.inode] = index.process(s.inode)
                 p = self._known[s.inode]
@@ -87,3 +110,13 @@ class DomainsSampler:
                 )
         except Exception as exc:  # the thread boundary: a lost sampler must not fail silently
             self.problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
+
+    def _settled(self, key: tuple[str, int, str, int]) -> bool:
+        flow = self._flows.get(key)
+        return flow is not None and not (flow.pid is not None and self._handing_over(flow.inode))
+
+    def _handing_over(self, inode: int) -> bool:
+        """A socket last seen held by a libvirt daemon alone: libvirtd connects a migration socket
+        and passes it to QEMU, so its owner is looked up again until QEMU holds it."""
+        p = self._known.get(inode)
+        return p is not None and p.guest is None and p.name in LIBVIRT_DAEMONS

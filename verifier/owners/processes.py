@@ -120,20 +120,23 @@ class ProcessIndex:
 
     def __init__(self, proc: Path = PROC) -> None:
         self._proc = proc
-        self._pids: dict[int, int] = {}
+        self._pids: dict[int, list[int]] = {}
         for pid in _pids(proc):
             try:
                 inodes = socket_inodes(pid, proc)
             except OSError:  # another user's process while not root: its sockets stay unknown
                 continue
             for inode in inodes:
-                # A forked child inherits its parent's sockets; the lowest pid is usually the parent.
-                self._pids.setdefault(inode, pid)
+                self._pids.setdefault(inode, []).append(pid)
 
     def process(self, inode: int) -> Process | None:
-        pid = self._pids.get(inode)
-        if pid is None:
-            return None
+        """The holder of INODE: a guest's QEMU when one holds it (libvirtd connects a migration
+        socket and hands it to QEMU, both hold it for a moment), else the lowest pid (a forked
+        child inherits its parent's sockets; the parent usually has the lower pid)."""
+        holders = [self._describe(pid) for pid in sorted(self._pids.get(inode, ()))]
+        return next((p for p in holders if p.guest is not None), holders[0] if holders else None)
+
+    def _describe(self, pid: int) -> Process:
         return Process(pid, _read(self._proc / str(pid) / "comm") or "unknown", _qemu_guest(_args(self._proc, pid)))
 
 

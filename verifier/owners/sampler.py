@@ -30,6 +30,7 @@ from verifier.owners.processes import (
 from verifier.sockdiag import ListSockets, TcpSocket
 
 RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
+FAST_FOR = 2.0  # seconds of looks at `interval` after a wake-up
 
 
 def socket_inodes_readable(pid: int, proc: Path) -> bool:
@@ -47,12 +48,13 @@ class OwnershipSampler:
     """Samples in a thread which TCP connections the guest's QEMU owns, until stop(): multifd and NBD
     connections open after the main one, and one that closed before stop() still counts.
 
-    Cheap by design, so that watching does not cost what it measures: every `interval` it only
-    reads QEMU's descriptor table (/proc/PID/fd, about 0.2 ms); the socket table is dumped through
-    sock_diag (1-3 ms: the kernel walks its whole TCP hash) only when QEMU holds a socket no dump
-    has shown yet, and every `dump_every` seconds for the other programs' connections on the ports.
-    A QEMU connection opened and closed within one `interval` is missed; another program's
-    connection that lives less than `dump_every` may be listed without its owner.
+    Cheap by design, so that watching does not cost what it measures: each look only reads QEMU's
+    descriptor table (/proc/PID/fd, about 0.2 ms), every `interval`, or with a capture that
+    announces new connections (start(woken=True)) every `idle_interval` and at once on wake(); the
+    socket table is dumped through sock_diag (1-3 ms: the kernel walks its whole TCP hash) on a
+    wake-up, when QEMU holds a socket no dump has shown yet, and every `dump_every` seconds. A QEMU
+    connection opened and closed between two looks is missed; another program's connection that
+    lives less than `dump_every` and was not announced may be listed without its owner.
     """
 
     def __init__(
@@ -61,9 +63,10 @@ class OwnershipSampler:
         run_dirs: Sequence[Path],
         list_sockets: ListSockets | None = None,
         proc: Path = PROC,
-        interval: float = 0.2,
+        interval: float = 0.05,
         ports: PortRanges | None = None,
         dump_every: float = 5.0,
+        idle_interval: float = 1.0,
     ) -> None:
         self._vm = vm
         self._run_dirs = tuple(Path(d) for d in run_dirs)
@@ -73,10 +76,14 @@ class OwnershipSampler:
         self._list_sockets: ListSockets | None = list_sockets
         self._proc = proc
         self._interval = interval
+        self._idle_interval = idle_interval
         self._dump_every = dump_every
         self._ports = tuple(ports) if ports is not None else None
         self.netns_of = netns_of(proc, "self")
-        self._stop = threading.Event()
+        self._poke = threading.Event()  # wake() or stop(): end the wait between samples
+        self._stopping = False
+        self._wake_pending = False
+        self._woken_mode = False
         self._thread: threading.Thread | None = None
         self._result: Ownership | None = None
         self._pid: int | None = None
@@ -93,16 +100,27 @@ class OwnershipSampler:
         self._cpu_s = 0.0
         self._problem: str | None = None
 
-    def start(self) -> None:
+    def start(self, woken: bool = False) -> None:
+        """WOKEN: the capture calls wake() when a connection carries its first payload (the eBPF
+        engine does), so between wake-ups one look per `idle_interval` is enough; a wake-up is
+        followed by FAST_FOR seconds at `interval` (multifd channels, a socket handed over late).
+        Without it, every `interval`: a migration's transfer can last a fraction of a second."""
         if self._thread is not None:
             raise RuntimeError("sampler already started")
+        self._woken_mode = woken
         self._thread = threading.Thread(target=self._run, name=f"owners-{self._vm}", daemon=True)
         self._thread.start()
+
+    def wake(self) -> None:
+        """A new connection on the watched ports: look now, and dump the socket table."""
+        self._wake_pending = True
+        self._poke.set()
 
     def stop(self) -> Ownership:
         """The connections seen; the last look and the closing of the lister happen in the thread."""
         if self._thread is not None:
-            self._stop.set()
+            self._stopping = True
+            self._poke.set()
             self._thread.join()
             self._thread = None
         else:
@@ -112,10 +130,16 @@ class OwnershipSampler:
 
     def _run(self) -> None:
         try:
-            while True:
-                self.sample()
-                if self._stop.wait(self._interval):
-                    break
+            fast_until = float("-inf")
+            while not self._stopping:
+                woken, self._wake_pending = self._wake_pending, False
+                self.sample(dump=woken)
+                now = time.monotonic()
+                if woken:
+                    fast_until = now + FAST_FOR
+                fast = not self._woken_mode or now < fast_until
+                self._poke.wait(self._interval if fast else self._idle_interval)
+                self._poke.clear()
         finally:
             self._finish()
 

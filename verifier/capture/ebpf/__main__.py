@@ -41,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     ports = tuple(args.ports)
     engine = EbpfCapture(args.interfaces, ports)
+    wakeups: list[float] = []
+    engine.on_new_flow(lambda: wakeups.append(time.monotonic()))
     try:
         with ExitStack() as stack:
             stack.enter_context(engine)
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 "cpu_s": cpu1.user + cpu1.system - cpu0.user - cpu0.system,
                 "run_time_ns": sum(r[0] for r in runs),
                 "run_cnt": sum(r[1] for r in runs),
+                "new_flow_wakeups": len(wakeups),  # on_new_flow's calls: connections' first payloads
             }
     except KeyboardInterrupt:
         return 130

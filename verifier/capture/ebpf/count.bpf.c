@@ -94,6 +94,15 @@ struct {
 	__type(value, struct vp_first_val);
 } firsts SEC(".maps");
 
+// A wake-up for user space each time a flow carries its first payload (on a CPU, a way, an
+// interface): the ownership sampler then looks at once which process holds the new connection,
+// instead of polling the socket table fast all along. Only the event counts; its content is
+// unused (the flow itself is in `flows`).
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} new_flows SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ST_MAX);
@@ -262,6 +271,8 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 			fv.len = n;
 			bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST);
 		}
+		__u32 port = key.sport;  // a full ring only loses a wake-up: the sampler's own looks remain
+		bpf_ringbuf_output(&new_flows, &port, sizeof(port), 0);
 	}
 	__u64 now = bpf_ktime_get_ns();
 	// Tenths of a second: a migration over a fast link lasts about a second, and its rate is

@@ -28,10 +28,12 @@ from __future__ import annotations
 import errno
 import os
 import platform
+import select
 import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +108,9 @@ class EbpfCapture:
         # (flow key, cpu, tenth) -> bytes: the latest value seen in that CPU's slot for the tenth.
         self._tenths: dict[tuple[bytes, int, int], int] = {}
         self._reader: threading.Thread | None = None
-        self._stop_reading = threading.Event()
+        self._stop_pipe: tuple[int, int] | None = None  # written to end the reader's poll at once
+        self._events: loader.RingBuffer | None = None
+        self._on_new_flow: Callable[[], None] | None = None
 
     def start(self) -> None:
         try:
@@ -128,7 +132,9 @@ class EbpfCapture:
                     self._counters0[name] = start
                 for ingress, prog in ((True, "vp_ingress"), (False, "vp_egress")):
                     self._links.append(loader.attach_tcx(self._obj.progs[prog], index, ingress))
-            self._reader = threading.Thread(target=self._read_bins, name="ebpf-bins", daemon=True)
+            self._events = loader.RingBuffer(self._obj.map_fd("new_flows"))
+            self._stop_pipe = os.pipe()
+            self._reader = threading.Thread(target=self._reader_loop, name="ebpf-reader", daemon=True)
             self._reader.start()
         except loader.BpfError as exc:
             self._close()
@@ -146,9 +152,28 @@ class EbpfCapture:
             sum(self._per_cpu(v, _FLOW_VAL.size)) for _k, v in self._items("flows", _FLOW_KEY.size, _FLOW_VAL.size)
         )
 
-    def _read_bins(self) -> None:
-        while not self._stop_reading.wait(READ_EVERY):
-            self._collect()
+    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+        """Call CALLBACK (from the reader thread) soon after a connection carries its first payload
+        on a watched interface; True: this engine does."""
+        self._on_new_flow = callback
+        return True
+
+    def _reader_loop(self) -> None:
+        """The reader thread: new-flow events as they come, the bin rings every READ_EVERY."""
+        assert self._events is not None and self._stop_pipe is not None
+        poller = select.poll()
+        poller.register(self._events.fd, select.POLLIN)
+        poller.register(self._stop_pipe[0], select.POLLIN)
+        due = time.monotonic() + READ_EVERY
+        while True:
+            ready = {fd for fd, _ in poller.poll(max(0.0, due - time.monotonic()) * 1000)}
+            if self._stop_pipe[0] in ready:
+                return
+            if self._events.fd in ready and self._events.consume() > 0 and self._on_new_flow is not None:
+                self._on_new_flow()
+            if time.monotonic() >= due:
+                self._collect()
+                due += READ_EVERY
 
     def _collect(self) -> None:
         """Keep every used bin slot's value, per flow, CPU and tenth (a tenth still running is
@@ -163,10 +188,16 @@ class EbpfCapture:
                         self._tenths[(raw_key, cpu, tag - 1)] = ring[2 * slot + 1]
 
     def _stop_reader(self) -> None:
-        self._stop_reading.set()
-        if self._reader is not None:
+        if self._reader is not None and self._stop_pipe is not None:
+            os.write(self._stop_pipe[1], b"x")
             self._reader.join()
-            self._reader = None
+        self._reader = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+        for fd in self._stop_pipe or ():
+            os.close(fd)
+        self._stop_pipe = None
 
     def stop(self, drain_s: float = 0.05) -> CaptureResult:
         """Let frames in flight pass, read the maps, remove programs and maps; the counts."""

@@ -26,6 +26,7 @@ _LOG_LIMIT = 8000  # keep the end of libbpf's log (the verifier's verdict) for e
 _lib: ctypes.CDLL | None = None
 _log: list[str] = []
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+_RB_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 class BpfError(OSError):
@@ -70,6 +71,9 @@ def libbpf() -> ctypes.CDLL:
             "bpf_map_get_next_key": ([ci, vp, vp], ci),
             "libbpf_num_possible_cpus": ([], ci),
             "libbpf_set_print": ([_PRINT_FN], vp),
+            "ring_buffer__new": ([ci, _RB_SAMPLE_FN, vp, vp], vp),
+            "ring_buffer__consume": ([vp], ci),
+            "ring_buffer__free": ([vp], None),
         }
         for name, (args, res) in protos.items():
             fn = getattr(lib, name)
@@ -154,6 +158,35 @@ def map_items(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, 
 def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     k, v = ctypes.create_string_buffer(key, len(key)), ctypes.create_string_buffer(value_size)
     return v.raw if libbpf().bpf_map_lookup_elem(fd, k, v) == 0 else None
+
+
+class RingBuffer:
+    """A BPF ring buffer map read through libbpf; its map fd polls readable when events wait."""
+
+    def __init__(self, map_fd: int) -> None:
+        self.fd = map_fd
+        self.events = 0
+        # Kept on the instance: libbpf calls it for as long as the ring buffer lives.
+        self._cb = _RB_SAMPLE_FN(self._sample)
+        ptr = libbpf().ring_buffer__new(map_fd, self._cb, None, None)
+        if not ptr:
+            _check(-(ctypes.get_errno() or errno.EINVAL), "ring buffer")
+        self._rb: int | None = ptr
+
+    def _sample(self, _ctx: int | None, _data: int | None, _size: int) -> int:
+        self.events += 1
+        return 0
+
+    def consume(self) -> int:
+        """Consume every waiting event without blocking; how many there were."""
+        if not self._rb:
+            return 0
+        return _check(libbpf().ring_buffer__consume(self._rb), "ring buffer consume")
+
+    def close(self) -> None:
+        if self._rb:
+            libbpf().ring_buffer__free(self._rb)
+            self._rb = None
 
 
 def possible_cpus() -> int:
