@@ -339,7 +339,9 @@ def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
 ) -> None:
     qemu = fake_qemu(spawn)
     pid_file(tmp_path, "fakevm", qemu.pid)
-    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.05, ports=[(port(server), port(server))], dump_every=600)
+    sampler = OwnershipSampler(
+        "fakevm", [tmp_path], interval=0.05, ports=[(port(server), port(server))], dump_every=600
+    )
     sampler.start()
     try:
         time.sleep(0.15)
