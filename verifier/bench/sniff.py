@@ -10,7 +10,8 @@ EOF on stdin, then prints one JSON object on stdout.
 - ring: the TPACKET_V3 ring engine alone (live.py), every frame's headers to the pcap.
 
 With --owners it also samples ownership the way `verify-path VM NODE` does during a migration
-(owners.OwnershipSampler on the same ports, from before arming to after stopping), for a stand-in
+(owners.OwnershipSampler on the same ports, woken by the capture's new-flow announcements as in
+the pipeline, from arming to after stopping), for a stand-in
 QEMU: a sleeping child whose command line is a QEMU's (`qemu-system-x86_64 ... -name
 guest=vpbench-standin`). The stand-in holds no socket, so each tick costs what a real one costs
 between QEMU's connection changes, and the periodic socket dumps find iperf3's connections as
@@ -120,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     ownership = None
     try:
         cpu0 = os.times()
-        if sampler is not None:
-            sampler.start()
         capture = engines.make(choice, args.interfaces.split(","), ports, args.out, rcvbuf=DEFAULT_RCVBUF)
         capture.start()
+        if sampler is not None:  # as the pipeline does: woken by the capture when it can
+            sampler.start(woken=capture.on_new_flow(sampler.wake))
         armed = os.times()
         before = own_programs()
         print("armed", file=sys.stderr, flush=True)

@@ -30,7 +30,10 @@ from verifier.owners.processes import (
 from verifier.sockdiag import ListSockets, TcpSocket
 
 RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
-FAST_FOR = 2.0  # seconds of looks at `interval` after a wake-up
+# Seconds of looks at `interval` after a wake-up: each connection announces itself (multifd
+# channels and NBD too), so this only covers a socket QEMU takes over a moment after its first
+# payload (accept() on the destination).
+FAST_FOR = 0.5
 
 
 def socket_inodes_readable(pid: int, proc: Path) -> bool:
@@ -103,11 +106,15 @@ class OwnershipSampler:
     def start(self, woken: bool = False) -> None:
         """WOKEN: the capture calls wake() when a connection carries its first payload (the eBPF
         engine does), so between wake-ups one look per `idle_interval` is enough; a wake-up is
-        followed by FAST_FOR seconds at `interval` (multifd channels, a socket handed over late).
+        followed by FAST_FOR seconds at `interval` (a socket QEMU takes over late).
         Without it, every `interval`: a migration's transfer can last a fraction of a second."""
         if self._thread is not None:
             raise RuntimeError("sampler already started")
         self._woken_mode = woken
+        if woken:
+            # No socket dump at the first look: a migration connection is announced when it
+            # starts, and older ones (another program's) are named by the periodic and last dumps.
+            self._last_dump = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"owners-{self._vm}", daemon=True)
         self._thread.start()
 

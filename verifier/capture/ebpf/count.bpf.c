@@ -147,6 +147,22 @@ static __always_inline __u32 egress_segments(struct __sk_buff *skb, __u32 segs, 
 	return segs;
 }
 
+// N bytes at OFF: straight from the packet when they are in its linear part (tc programs only:
+// a socket filter may not touch packet pointers), else through the helper. The direct read saves
+// a helper call per header on every frame.
+static __always_inline int load(struct __sk_buff *skb, const int is_tc, void *data, void *end, __u32 off, void *to,
+				const __u32 n)
+{
+	if (is_tc) {
+		void *p = data + off;
+		if (p + n <= end) {
+			__builtin_memcpy(to, p, n);
+			return 0;
+		}
+	}
+	return bpf_skb_load_bytes(skb, off, to, n);
+}
+
 static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 {
 	__u32 zero = 0;
@@ -159,17 +175,22 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 	__u32 vlan = skb->vlan_present;
 	__u32 gso_segs = skb->gso_segs;
 	__u32 ifindex = skb->ifindex;
+	void *data = 0, *end = 0;
+	if (is_tc) {
+		data = (void *)(long)skb->data;
+		end = (void *)(long)skb->data_end;
+	}
 	asm volatile("" : "+r"(vlan), "+r"(gso_segs), "+r"(ifindex));
 	__u32 off = 14;
 	__u16 proto;
-	if (bpf_skb_load_bytes(skb, 12, &proto, 2))
+	if (load(skb, is_tc, data, end, 12, &proto, 2))
 		return;
 	proto = bpf_ntohs(proto);
 #pragma unroll
 	for (int i = 0; i < 2; i++) {
 		if (proto != ETH_P_8021Q && proto != ETH_P_8021AD)
 			break;
-		if (bpf_skb_load_bytes(skb, off + 2, &proto, 2))
+		if (load(skb, is_tc, data, end, off + 2, &proto, 2))
 			return;
 		proto = bpf_ntohs(proto);
 		off += 4;
@@ -179,7 +200,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 	__u32 ip_len, ihl;
 	if (proto == ETH_P_IP) {
 		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, off, &ip, sizeof(ip)))
+		if (load(skb, is_tc, data, end, off, &ip, sizeof(ip)))
 			return;
 		ihl = ip.ihl * 4;
 		if (ip.version != 4 || ip.protocol != IPPROTO_TCP || ihl < 20)
@@ -192,7 +213,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 		__builtin_memcpy(key.daddr, &ip.daddr, 4);
 	} else if (proto == ETH_P_IPV6) {
 		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes(skb, off, &ip6, sizeof(ip6)))
+		if (load(skb, is_tc, data, end, off, &ip6, sizeof(ip6)))
 			return;
 		__u8 nexthdr = ip6.nexthdr;
 		ihl = 40;
@@ -202,7 +223,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 			if (nexthdr != 0 && nexthdr != 43 && nexthdr != 60)
 				break;
 			__u8 ext[2];
-			if (bpf_skb_load_bytes(skb, off + ihl, ext, 2))
+			if (load(skb, is_tc, data, end, off + ihl, ext, 2))
 				return;
 			nexthdr = ext[0];
 			ihl += (ext[1] + 1) * 8;
@@ -218,7 +239,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 		return;
 	}
 	struct tcphdr tcp;
-	if (bpf_skb_load_bytes(skb, off + ihl, &tcp, sizeof(tcp)))
+	if (load(skb, is_tc, data, end, off + ihl, &tcp, sizeof(tcp)))
 		return;
 	key.sport = bpf_ntohs(tcp.source);
 	key.dport = bpf_ntohs(tcp.dest);
