@@ -106,6 +106,13 @@ def test_a_concurrent_migration_is_listed_as_foreign_with_its_owner(lab_two_gues
     assert 0.95 <= report["coverage"]["ratio"] <= 1.05  # vm02's bytes are not vm01's
 
 
+def _armed(watch: subprocess.Popen[str]) -> None:
+    """Until watch says it is watching (every sniffer armed, the chart's modules warm)."""
+    assert watch.stderr is not None
+    line = watch.stderr.readline()
+    assert "watching" in line, line
+
+
 def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None, tmp_path: Path) -> None:
     watch = subprocess.Popen(
         [VP, "lab", "exec", "node1", "--", VP, "watch", "--duration", "25", "--json", "--captures-dir", str(tmp_path)],
@@ -115,7 +122,7 @@ def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None
         cwd=REPO,
     )
     try:
-        time.sleep(3)  # armed
+        _armed(watch)
         one = _virsh_migrate_async("node1", "vm01", "--migrateuri", f"tcp://{SAN2}")
         two = _virsh_migrate_async("node1", "vm02")
         assert one.wait(120) == 0 and two.wait(120) == 0
@@ -140,7 +147,7 @@ def test_watch_on_the_destination_attributes_the_stream_to_the_incoming_qemu(lab
         cwd=REPO,
     )
     try:
-        time.sleep(3)
+        _armed(watch)
         virsh("node1", "migrate", "--live", "--p2p", "--migrateuri", f"tcp://{SAN2}", "vm01", "qemu+tcp://node2/system")
     finally:
         out, err = watch.communicate(timeout=120)

@@ -35,7 +35,7 @@ from verifier.model import (
     Report,
 )
 from verifier.reconcile import RunLabels
-from verifier.store import prepare, store_run
+from verifier.store import prepare, prepared, store_run
 
 
 def plan_job(opts: JobOptions, b: Backends, hv: Hypervisor, live: bool = False) -> Plan:
@@ -73,11 +73,11 @@ def predict_only(opts: JobOptions, b: Backends) -> Plan:
 
 def run_job(opts: JobOptions, b: Backends, lock: Callable[[], AbstractContextManager[None]] = host_lock) -> Finished:
     """The main job. The run directory is written even when the migration fails or is interrupted."""
+    prepare()  # the chart's imports while the job plans, rather than after the migration
     with lock(), b.hypervisor(opts.connect_uri, opts.dest_uri) as hv:
         plan = plan_job(opts, b, hv, live=True)
         b.log(f"predicted path: {' -> '.join(plan.prediction.path) or 'unknown'}")
         run_dir = runs.create(opts.captures_dir, opts.vm, opts.dest)
-        prepare()  # the chart's imports, during the migration rather than after it
         req = MigrationRequest(
             opts.vm,
             opts.dest_uri,
@@ -111,6 +111,7 @@ def _leg(
     out_dir.mkdir(mode=0o700, exist_ok=True)
     capture = b.capture(list(plan.watch), plan.ports, out_dir)
     owners = b.owners(opts.vm, plan.ports) if b.owners else None
+    prepared()  # no warm-up competing with the migration for the CPUs
     capture.start()
     if owners:
         # The incoming QEMU on a return leg, the sending one outbound: same name. An eBPF capture
@@ -169,6 +170,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
     run_dir = runs.create(opts.captures_dir, opts.vm or "watch", opts.dest or "any")
     prepare()
     capture = b.capture(list(watch), ports, run_dir)
+    prepared()  # armed once warm: a migration started then does not share the CPUs with it
     sampler = b.domains(ports) if b.domains else None
     started = time.time()
     capture.start()

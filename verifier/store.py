@@ -26,10 +26,12 @@ _warming: threading.Thread | None = None
 
 
 def prepare() -> None:
-    """Load and warm the chart's modules (matplotlib: about 1 s of CPU) in a background thread,
-    while the migration runs, so that the verdict does not wait for them when it ends. store_run
-    waits for that thread before drawing (pyplot is not thread-safe); a failure there shows again,
-    in the open, when the chart is drawn."""
+    """Load and warm the chart's modules (matplotlib: about 1 s of CPU) in a background thread
+    while the job plans (libvirt's answers, the dirty-rate probe), so that the verdict does not
+    wait for them when the migration ends; `prepared()` waits for it before the migration starts
+    (on 2 cores the warm-up would slow a watched migration by 10 %; make bench, 2026-11-26).
+    store_run waits too (pyplot is not thread-safe); a failure there shows again, in the open,
+    when the chart is drawn."""
     global _warming
 
     def load() -> None:
@@ -46,6 +48,12 @@ def prepare() -> None:
     _warming.start()
 
 
+def prepared() -> None:
+    """Return once prepare()'s warm-up is over (at once when none runs)."""
+    if _warming is not None:
+        _warming.join()
+
+
 def store_run(report: Report, extra_chart: Path | None = None) -> Stored:
     """Write REPORT's run.json and chart into its run directory (and the chart to EXTRA_CHART)."""
     if not report.run_dir:
@@ -59,8 +67,7 @@ def store_run(report: Report, extra_chart: Path | None = None) -> Stored:
             report,
             hint="the report follows on stdout; free space or choose another --captures-dir",
         ) from None
-    if _warming is not None:
-        _warming.join()
+    prepared()
     from verifier.render import chart  # matplotlib: loaded only when a run is stored
 
     try:

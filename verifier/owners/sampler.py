@@ -34,6 +34,7 @@ RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic du
 # channels and NBD too), so this only covers a socket QEMU takes over a moment after its first
 # payload (accept() on the destination).
 FAST_FOR = 0.5
+WOKEN_DUMP_EVERY = 30.0  # a safety net only, when the capture announces new connections
 
 
 def socket_inodes_readable(pid: int, proc: Path) -> bool:
@@ -112,9 +113,11 @@ class OwnershipSampler:
             raise RuntimeError("sampler already started")
         self._woken_mode = woken
         if woken:
-            # No socket dump at the first look: a migration connection is announced when it
-            # starts, and older ones (another program's) are named by the periodic and last dumps.
+            # No socket dump at the first look, and periodic ones only every WOKEN_DUMP_EVERY: every
+            # new connection is announced when it starts, and older ones (another program's) are
+            # named by the last dump.
             self._last_dump = time.monotonic()
+            self._dump_every = max(self._dump_every, WOKEN_DUMP_EVERY)
         self._thread = threading.Thread(target=self._run, name=f"owners-{self._vm}", daemon=True)
         self._thread.start()
 

@@ -290,10 +290,13 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 		n = ((n - 1) & (FIRST_BYTES - 1)) + 1;
 		if (bpf_skb_load_bytes(skb, off + ihl + thl, fv.data, n) == 0) {
 			fv.len = n;
-			bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST);
+			// One wake-up per flow, way and interface: only the CPU whose insert wins sends it. A
+			// full ring only loses a wake-up: the sampler's own looks remain.
+			if (bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST) == 0) {
+				__u32 port = key.sport;
+				bpf_ringbuf_output(&new_flows, &port, sizeof(port), 0);
+			}
 		}
-		__u32 port = key.sport;  // a full ring only loses a wake-up: the sampler's own looks remain
-		bpf_ringbuf_output(&new_flows, &port, sizeof(port), 0);
 	}
 	__u64 now = bpf_ktime_get_ns();
 	// Tenths of a second: a migration over a fast link lasts about a second, and its rate is
