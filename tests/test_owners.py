@@ -280,6 +280,11 @@ def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> Non
     (proc / "200" / "fd" / "9").unlink()
     process = ProcessIndex(proc).process(777)
     assert process is not None and (process.pid, process.owner) == (300, "virtqemud")
+    # Restricted to our namespace, the other node's QEMU (pid 100, net:[2]) owns nothing here.
+    (proc / "100" / "fd" / "3").symlink_to("socket:[888]")
+    assert ProcessIndex(proc).process(888) is not None
+    assert ProcessIndex(proc, "net:[1]").process(888) is None
+    assert ProcessIndex(proc, "net:[1]").process(777) is not None
 
 
 def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(

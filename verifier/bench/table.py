@@ -87,7 +87,7 @@ def migration_lines(m: dict[str, Any] | None) -> list[str]:
         ]
     return [
         f"migration duration watched / unwatched ({m['guest_memory_mib']} MiB guest, {m['guest_data_mib']} MiB data, "
-        f"san0): {m['duration_ratio']:.3f} ({m['migration_watched_s']:.2f} s / {m['migration_s']:.2f} s)",
+        f"san0, medians): {m['duration_ratio']:.3f} ({m['migration_watched_s']:.2f} s / {m['migration_s']:.2f} s)",
         f"time to verdict beyond the migration: {m['time_to_verdict_beyond_migration_s']:.2f} s",
     ]
 

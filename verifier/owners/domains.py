@@ -13,7 +13,7 @@ from pathlib import Path
 
 from verifier import sockdiag
 from verifier.model import OwnedFlow
-from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex
+from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex, netns_of
 from verifier.owners.sampler import FAST_FOR
 from verifier.sockdiag import ListSockets
 
@@ -33,6 +33,7 @@ class DomainsSampler:
         self._given = list_sockets
         self._list: ListSockets | None = list_sockets
         self._proc = proc
+        self._netns = netns_of(proc, "self")
         self._interval = interval
         self._idle_interval = idle_interval
         self._poke = threading.Event()
@@ -100,7 +101,7 @@ class DomainsSampler:
                 if s.state == "LISTEN" or not s.inode or self._settled(key):
                     continue
                 if s.inode not in self._known or self._handing_over(s.inode):
-                    index = index or ProcessIndex(self._proc)  # one /proc walk per sample, at most
+                    index = index or ProcessIndex(self._proc, self._netns)  # one /proc walk per sample, at most
                     self._known[s.inode] = index.process(s.inode)
                 p = self._known[s.inode]
                 role = "migration" if p is not None and p.guest is not None else "foreign"

@@ -118,10 +118,15 @@ def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:
 class ProcessIndex:
     """inode -> owning process, from one walk over /proc/*/fd: a snapshot, build one per sample."""
 
-    def __init__(self, proc: Path = PROC) -> None:
+    def __init__(self, proc: Path = PROC, netns: str | None = None) -> None:
+        """NETNS (a `net:[N]` link, netns_of): only processes in that namespace, whose sockets are
+        the ones sock_diag lists there; a lab node or a bench namespace then walks a handful of
+        processes instead of the host's."""
         self._proc = proc
         self._pids: dict[int, list[int]] = {}
         for pid in _pids(proc):
+            if netns is not None and netns_of(proc, pid) != netns:
+                continue
             try:
                 inodes = socket_inodes(pid, proc)
             except OSError:  # another user's process while not root: its sockets stay unknown

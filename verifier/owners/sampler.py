@@ -199,7 +199,12 @@ class OwnershipSampler:
         self._list_sockets = self._given
 
     def _busy_ports(self) -> tuple[int, ...]:
-        """Local ports in use now, all of them: what a free migration port range must avoid."""
+        """Local ports in use now, all of them: what a free migration port range must avoid. Only
+        asked when another program's connection sits on the migration ports (port-range-shared
+        then prescribes a free range): an unfiltered dump lists every socket of the host."""
+        ports = self._ports or ()
+        if not any(in_ranges(f.local_port, ports) or in_ranges(f.remote_port, ports) for f in self._foreign.values()):
+            return ()
         try:
             return tuple(sorted({s.local_port for s in self._lister()(None)}))
         except Exception:  # noqa: BLE001 - only a prescription's numbers depend on it
@@ -282,7 +287,7 @@ class OwnershipSampler:
             if s.inode and s.inode not in self._known:
                 # The /proc-wide walk is the costly part: at most once per dump, and only for an
                 # inode not seen before.
-                index = index or ProcessIndex(self._proc)
+                index = index or ProcessIndex(self._proc, self.netns_of)
                 self._known[s.inode] = index.process(s.inode)
             process = self._known.get(s.inode)
             owner = process.owner if process is not None else "unknown"
