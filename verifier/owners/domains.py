@@ -8,13 +8,12 @@ owner of any inode not seen before with one walk over /proc; a QEMU owner names 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 from verifier import sockdiag
 from verifier.model import OwnedFlow
+from verifier.owners.pacing import Pacer
 from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex, netns_of
-from verifier.owners.sampler import FAST_FOR
 from verifier.sockdiag import ListSockets
 
 
@@ -34,12 +33,7 @@ class DomainsSampler:
         self._list: ListSockets | None = list_sockets
         self._proc = proc
         self._netns = netns_of(proc, "self")
-        self._interval = interval
-        self._idle_interval = idle_interval
-        self._poke = threading.Event()
-        self._stopping = False
-        self._wake_pending = False
-        self._woken_mode = False
+        self._pacer = Pacer(interval, idle_interval)
         self._thread: threading.Thread | None = None
         self._known: dict[int, Process | None] = {}
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
@@ -48,19 +42,17 @@ class DomainsSampler:
     def start(self, woken: bool = False) -> None:
         """WOKEN: the capture calls wake() on new connections; between them one dump per
         `idle_interval` (after a wake-up, every `interval` for FAST_FOR seconds). Else every `interval`."""
-        self._woken_mode = woken
+        self._pacer.woken_mode = woken
         self._thread = threading.Thread(target=self._run, name="owners-watch", daemon=True)
         self._thread.start()
 
     def wake(self) -> None:
-        self._wake_pending = True
-        self._poke.set()
+        self._pacer.wake()
 
     def stop(self) -> tuple[OwnedFlow, ...]:
         """Every connection seen; the last look happens in the thread, which owns the lister."""
         if self._thread is not None:
-            self._stopping = True
-            self._poke.set()
+            self._pacer.stop()
             self._thread.join()
             self._thread = None
         else:
@@ -68,19 +60,7 @@ class DomainsSampler:
         return tuple(self._flows.values())
 
     def _run(self) -> None:
-        try:
-            fast_until = float("-inf")
-            while not self._stopping:
-                woken, self._wake_pending = self._wake_pending, False
-                self._sample()
-                now = time.monotonic()
-                if woken:
-                    fast_until = now + FAST_FOR
-                fast = not self._woken_mode or now < fast_until
-                self._poke.wait(self._interval if fast else self._idle_interval)
-                self._poke.clear()
-        finally:
-            self._finish()
+        self._pacer.run(lambda _woken: self._sample(), self._finish)
 
     def _finish(self) -> None:
         try:

@@ -17,6 +17,7 @@ from pathlib import Path
 from verifier import sockdiag
 from verifier.capture.counting import in_ranges
 from verifier.model import OwnedFlow, Ownership
+from verifier.owners.pacing import Pacer
 from verifier.owners.processes import (
     PROC,
     PortRanges,
@@ -30,10 +31,6 @@ from verifier.owners.processes import (
 from verifier.sockdiag import ListSockets, TcpSocket
 
 RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
-# Seconds of looks at `interval` after a wake-up: each connection announces itself (multifd
-# channels and NBD too), so this only covers a socket QEMU takes over a moment after its first
-# payload (accept() on the destination).
-FAST_FOR = 0.5
 WOKEN_DUMP_EVERY = 30.0  # a safety net only, when the capture announces new connections
 
 
@@ -79,15 +76,10 @@ class OwnershipSampler:
         self._given = list_sockets
         self._list_sockets: ListSockets | None = list_sockets
         self._proc = proc
-        self._interval = interval
-        self._idle_interval = idle_interval
+        self._pacer = Pacer(interval, idle_interval)
         self._dump_every = dump_every
         self._ports = tuple(ports) if ports is not None else None
         self.netns_of = netns_of(proc, "self")
-        self._poke = threading.Event()  # wake() or stop(): end the wait between samples
-        self._stopping = False
-        self._wake_pending = False
-        self._woken_mode = False
         self._thread: threading.Thread | None = None
         self._result: Ownership | None = None
         self._pid: int | None = None
@@ -111,7 +103,7 @@ class OwnershipSampler:
         Without it, every `interval`: a migration's transfer can last a fraction of a second."""
         if self._thread is not None:
             raise RuntimeError("sampler already started")
-        self._woken_mode = woken
+        self._pacer.woken_mode = woken
         if woken:
             # No socket dump at the first look, and periodic ones only every WOKEN_DUMP_EVERY: every
             # new connection is announced when it starts, and older ones (another program's) are
@@ -123,14 +115,12 @@ class OwnershipSampler:
 
     def wake(self) -> None:
         """A new connection on the watched ports: look now, and dump the socket table."""
-        self._wake_pending = True
-        self._poke.set()
+        self._pacer.wake()
 
     def stop(self) -> Ownership:
         """The connections seen; the last look and the closing of the lister happen in the thread."""
         if self._thread is not None:
-            self._stopping = True
-            self._poke.set()
+            self._pacer.stop()
             self._thread.join()
             self._thread = None
         else:
@@ -139,19 +129,7 @@ class OwnershipSampler:
         return self._result
 
     def _run(self) -> None:
-        try:
-            fast_until = float("-inf")
-            while not self._stopping:
-                woken, self._wake_pending = self._wake_pending, False
-                self.sample(dump=woken)
-                now = time.monotonic()
-                if woken:
-                    fast_until = now + FAST_FOR
-                fast = not self._woken_mode or now < fast_until
-                self._poke.wait(self._interval if fast else self._idle_interval)
-                self._poke.clear()
-        finally:
-            self._finish()
+        self._pacer.run(lambda woken: self.sample(dump=woken), self._finish)
 
     def _finish(self) -> None:
         started = time.thread_time()

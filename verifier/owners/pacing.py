@@ -1,0 +1,50 @@
+"""When the ownership samplers look: every `interval`, or, when the capture announces new
+connections (the eBPF engine's wake-ups), at once on each announcement, every `interval` for
+FAST_FOR seconds after it, and every `idle_interval` otherwise. One thread, woken or stopped
+through one event."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+# Seconds of looks at `interval` after a wake-up: each connection announces itself (multifd
+# channels and NBD too), so this only covers a socket QEMU takes over a moment after its first
+# payload (accept() on the destination).
+FAST_FOR = 0.5
+
+
+class Pacer:
+    def __init__(self, interval: float, idle_interval: float) -> None:
+        self.interval = interval
+        self.idle_interval = idle_interval
+        self.woken_mode = False
+        self._poke = threading.Event()  # wake() or stop(): end the wait between looks
+        self._stopping = False
+        self._wake_pending = False
+
+    def wake(self) -> None:
+        """A new connection on the watched ports: look now."""
+        self._wake_pending = True
+        self._poke.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._poke.set()
+
+    def run(self, look: Callable[[bool], None], finish: Callable[[], None]) -> None:
+        """The thread's body: LOOK(woken) until stop(), then FINISH() (whatever happened)."""
+        try:
+            fast_until = float("-inf")
+            while not self._stopping:
+                woken, self._wake_pending = self._wake_pending, False
+                look(woken)
+                now = time.monotonic()
+                if woken:
+                    fast_until = now + FAST_FOR
+                fast = not self.woken_mode or now < fast_until
+                self._poke.wait(self.interval if fast else self.idle_interval)
+                self._poke.clear()
+        finally:
+            finish()
