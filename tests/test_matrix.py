@@ -204,6 +204,20 @@ def test_short_names_unreadable_records_and_unmatched_watches(tmp_path: Path) ->
     assert any("matched no migration" in p for p in m.problems)
 
 
+def test_a_watch_that_also_saw_the_return_leg_names_the_received_path_whole() -> None:
+    # node2 -> node1 arrived over node1's LAN (br0 and its port eth0); the probe's return leg left
+    # over san0 within the same watch window and is the observed path. The receive side is br0
+    # with eth0 under it, as when the return leg took the LAN too.
+    seen = watch("node1", "node2", "br0")
+    interfaces = tuple(replace(i, bytes_tx=110_000_000, bytes_rx=0) if i.name == "san0" else i for i in seen.interfaces)
+    mixed = replace(seen, interfaces=interfaces, observed_interface="san0", observed_path=("san0",))
+    side = build.receive_side_of_watch(mixed)
+    assert (side.interface, side.path) == ("br0", ("br0", "eth0"))
+    assert build.receive_side_of_watch(replace(seen, observed_interface="br0", observed_path=("br0", "eth0"))) == (
+        build.send_side(replace(seen, observed_interface="br0", observed_path=("br0", "eth0")))
+    )
+
+
 def test_a_watch_from_another_client_is_not_this_pairs_receive_side() -> None:
     stray = replace(watch("node2", "node1", "br0"), stream=replace(samples.observed().stream, endpoints=()))
     other = replace(stray, stream=replace(stray.stream, endpoints=("198.18.0.13:1 -> 198.18.0.12:49152",)))

@@ -103,7 +103,11 @@ def receive_side_of_watch(report: Report) -> Side:
     top = _top(ifaces, busiest.name)
     if top == report.observed_interface:
         return send_side(report)
-    return Side(top, _role(ifaces, top), (top,))
+    # The window held more than the received stream (a probe's return leg, sent out over another
+    # link, is the observed path then): the received path is the top link and the ports or
+    # members under it that received, as an observed path lists them.
+    under = tuple(i.name for i in report.interfaces if i.name != top and i.bytes_rx and _top(ifaces, i.name) == top)
+    return Side(top, _role(ifaces, top), (top, *under))
 
 
 def _endpoint_hosts(report: Report) -> tuple[set[str], set[str]]:
