@@ -29,7 +29,7 @@ def prepare() -> None:
     """Load and warm the chart's modules (matplotlib: about 1 s of CPU) in a background thread
     while the job plans (libvirt's answers, the dirty-rate probe), so that the verdict does not
     wait for them when the migration ends; `prepared()` waits for it before the migration starts
-    (on 2 cores the warm-up would slow a watched migration by 10 %; make bench, 2026-11-26).
+    (its second of CPU is then not taken from the migration on a small host).
     store_run waits too (pyplot is not thread-safe); a failure there shows again, in the open,
     when the chart is drawn."""
     global _warming
