@@ -37,25 +37,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from verifier.capture.counting import Counter, PortRanges, _Conn, _Flow, _Iface, in_ranges
+from verifier.capture.counting import Counter, PortRanges
 from verifier.capture.ebpf import loader
 from verifier.capture.ebpf.build import OBJECT
-from verifier.capture.frames import TCP_ACK, TCP_SYN
+from verifier.capture.ebpf.decode import (
+    CONFIG,
+    FIRST,
+    FLOW_KEY,
+    FLOW_VAL,
+    U64,
+    fill_counter,
+    missed_tenths,
+    port_bitmap,
+    ring_tenths,
+)
 from verifier.capture.live import bpf_filter, read_counters
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
 
 PROGRAMS = ["vp_ingress", "vp_egress"]
-# The C structs of count.bpf.c, native byte order; ports in host order, addresses as on the wire.
-_CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the port bitmap
-_FLOW_KEY = struct.Struct("=IBBHH2x16s16s")
-NBINS = 32  # NBINS in count.bpf.c: tenths of a second kept per flow, a ring
-_FLOW_VAL = struct.Struct(f"=QQQQ{2 * NBINS}Q")  # bytes, packets, payload, flags, then (tag, bytes) per slot
-_FLOW_HEAD = struct.Struct("=QQQQ")
 READ_EVERY = 1.0  # seconds between reads of the bin rings: well inside the 3.2 s they hold
-_U64 = struct.Struct("=Q")
-_FIRST = struct.Struct("=I16s")
-F_SYN, F_SYNACK = 1, 2  # flags in count.bpf.c
 STATS = ("flow table full",)
 
 
@@ -117,7 +118,7 @@ class EbpfCapture:
             self._obj = loader.BpfObject(self._objpath, PROGRAMS)
             self._ncpu = loader.possible_cpus()
             self.t0 = time.time()
-            config = _CONFIG.pack(len(self.ports), time.monotonic_ns(), *port_bitmap(self.ports))  # ktime's clock
+            config = CONFIG.pack(len(self.ports), time.monotonic_ns(), *port_bitmap(self.ports))  # ktime's clock
             loader.map_update(self._obj.map_fd("vp_config"), struct.pack("=I", 0), config)
             for name in self.interfaces:
                 try:
@@ -148,9 +149,7 @@ class EbpfCapture:
         settled at stop(); `watch --until-idle` only needs to see the count grow)."""
         if self._obj is None:
             return 0
-        return sum(
-            sum(self._per_cpu(v, _FLOW_VAL.size)) for _k, v in self._items("flows", _FLOW_KEY.size, _FLOW_VAL.size)
-        )
+        return sum(sum(self._per_cpu(v, FLOW_VAL.size)) for _k, v in self._items("flows", FLOW_KEY.size, FLOW_VAL.size))
 
     def on_new_flow(self, callback: Callable[[], None]) -> bool:
         """Call CALLBACK (from the reader thread) soon after a connection carries its first payload
@@ -178,14 +177,8 @@ class EbpfCapture:
     def _collect(self) -> None:
         """Keep every used bin slot's value, per flow, CPU and tenth (a tenth still running is
         read again later, larger)."""
-        size = _FLOW_VAL.size
-        for raw_key, raw in self._items("flows", _FLOW_KEY.size, size):
-            for cpu in range(self._ncpu):
-                ring = struct.unpack_from(f"={2 * NBINS}Q", raw, cpu * size + 32)
-                for slot in range(NBINS):
-                    tag = ring[2 * slot]
-                    if tag:
-                        self._tenths[(raw_key, cpu, tag - 1)] = ring[2 * slot + 1]
+        for raw_key, raw in self._items("flows", FLOW_KEY.size, FLOW_VAL.size):
+            self._tenths.update(ring_tenths(raw_key, raw, self._ncpu))
 
     def _stop_reader(self) -> None:
         if self._reader is not None and self._stop_pipe is not None:
@@ -215,7 +208,7 @@ class EbpfCapture:
                 raise EnvironmentProblem("the eBPF counter was not started")
             self._collect()  # the last tenths, after the programs are gone
             counter, packets = self._read()
-            problems = self._problems() + self._missed_tenths(counter)
+            problems = self._problems() + missed_tenths(counter)
         finally:
             self._close()
         return counter.result(
@@ -227,66 +220,19 @@ class EbpfCapture:
         return list(loader.map_items(self._obj.map_fd(name), key_size, value_size * self._ncpu))
 
     def _per_cpu(self, raw: bytes, size: int) -> list[int]:
-        return [_U64.unpack_from(raw, i * size)[0] for i in range(self._ncpu)]
+        return [U64.unpack_from(raw, i * size)[0] for i in range(self._ncpu)]
 
     def _read(self) -> tuple[Counter, dict[str, int]]:
-        """Fill a counting.Counter from the maps, so the result means exactly what the ring engine's does."""
+        """The maps as a counting.Counter (decode.py), and the frames per interface."""
+        assert self._obj is not None
         counter = Counter(self.ports, self.t0)
         for name in self.interfaces:
             counter.ensure(name)
-        flows: dict[tuple[Any, ...], list[int]] = {}  # key -> [bytes, packets, payload, flags]
-        for raw_key, raw in self._items("flows", _FLOW_KEY.size, _FLOW_VAL.size):
-            total = [0, 0, 0, 0]
-            for i in range(self._ncpu):
-                b, p, pl, fl = _FLOW_HEAD.unpack_from(raw, i * _FLOW_VAL.size)
-                total = [total[0] + b, total[1] + p, total[2] + pl, total[3] | fl]
-            flows[_FLOW_KEY.unpack(raw_key)] = total
-        syn: dict[tuple[str, int, str, int], int] = {}  # SYN flags seen per 4-tuple, on any interface
-        for key, value in flows.items():
-            syn[_tuple(key)] = syn.get(_tuple(key), 0) | value[3]
-        firsts: dict[tuple[str, int, str, int], bytes] = {}
-        assert self._obj is not None
-        for raw_key, raw in loader.map_items(self._obj.map_fd("firsts"), _FLOW_KEY.size, _FIRST.size):
-            n, data = _FIRST.unpack(raw)
-            key = _FLOW_KEY.unpack(raw_key)
-            firsts.setdefault(_tuple(key), data[:n])
-        bins: dict[tuple[Any, ...], dict[int, int]] = {}
-        for (raw_key, _cpu, tenth), slot_bytes in self._tenths.items():
-            per_tenth = bins.setdefault(_FLOW_KEY.unpack(raw_key), {})
-            per_tenth[tenth] = per_tenth.get(tenth, 0) + slot_bytes
-        packets: dict[str, int] = dict.fromkeys(self.interfaces, 0)
-        for key, (nbytes, npackets, payload, _flags) in sorted(flows.items()):
-            found = self._ifindex.get(key[0])
-            if found is None:
-                continue
-            name, flow = found, _tuple(key)
-            conn_key, to_server = _orient(counter, syn, flow)
-            conn = counter.conns.setdefault(conn_key, _Conn())
-            stats = counter.ifaces[name]
-            packets[name] += npackets
-            if not in_ranges(conn_key[3], self.ports):
-                stats.other_bytes += nbytes  # as Counter: the server end is outside the ranges
-                continue
-            per = conn.per_iface.setdefault(name, _Flow())
-            way = 0 if to_server else 1
-            per.ways[way] += payload
-            per.ways[2] += npackets
-            if not conn.first[way] and flow in firsts:
-                conn.first[way] = firsts[flow]
-            for target in (stats, per):
-                _add(target, bool(key[1]), nbytes, npackets, payload, bins.get(key, {}))
+        flow_items = self._items("flows", FLOW_KEY.size, FLOW_VAL.size)
+        first_items = loader.map_items(self._obj.map_fd("firsts"), FLOW_KEY.size, FIRST.size)
+        packets = fill_counter(counter, flow_items, first_items, self._tenths, self._ifindex, self._ncpu)
         counter.last_ts = time.time()
         return counter, packets
-
-    def _missed_tenths(self, counter: Counter) -> tuple[str, ...]:
-        """The timeline's bytes against the totals: a reader that fell 3.2 s behind lost tenths."""
-        missing = 0
-        for stats in counter.ifaces.values():
-            binned = sum(tx + rx for tx, rx in stats.bins.values())
-            missing += stats.bytes_tx + stats.bytes_rx - binned
-        if missing <= 0:
-            return ()
-        return (f"eBPF timeline: {missing} bytes counted but not placed in a tenth of a second (bin reader late)",)
 
     def _problems(self) -> tuple[str, ...]:
         assert self._obj is not None
@@ -294,7 +240,7 @@ class EbpfCapture:
         fd = self._obj.map_fd("stats")
         for index, what in enumerate(STATS):
             raw = loader.map_lookup(fd, struct.pack("=I", index), 8)
-            lost = _U64.unpack(raw)[0] if raw else 0
+            lost = U64.unpack(raw)[0] if raw else 0
             if lost:
                 problems.append(f"eBPF {what}: {lost} frames not counted")
         return tuple(problems)
@@ -321,49 +267,3 @@ class EbpfCapture:
 
     def __exit__(self, *exc: Any) -> None:
         self._close()
-
-
-def port_bitmap(ports: PortRanges) -> list[int]:
-    """The 65,536-bit map of count.bpf.c's config, as 1024 words: bit p set when port p is watched."""
-    words = [0] * 1024
-    for lo, hi in ports:
-        for port in range(max(lo, 0), min(hi, 65535) + 1):
-            words[port >> 6] |= 1 << (port & 63)
-    return words
-
-
-def _tuple(key: tuple[Any, ...]) -> tuple[str, int, str, int]:
-    """(src, sport, dst, dport) of an unpacked flow key, addresses as text like frames.decode."""
-    _ifindex, _dir, family, sport, dport, saddr, daddr = key
-    if family == 4:
-        return socket.inet_ntop(socket.AF_INET, saddr[:4]), sport, socket.inet_ntop(socket.AF_INET, daddr[:4]), dport
-    return socket.inet_ntop(socket.AF_INET6, saddr), sport, socket.inet_ntop(socket.AF_INET6, daddr), dport
-
-
-def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, tenths: dict[int, int]) -> None:
-    """Add one flow direction's counts to TARGET; TENTHS are its bytes per 100 ms (kernel bins)."""
-    if tx:
-        target.bytes_tx += nbytes
-        target.packets_tx += packets
-        target.payload_tx += payload
-    else:
-        target.bytes_rx += nbytes
-        target.packets_rx += packets
-        target.payload_rx += payload
-    for tenth, value in tenths.items():
-        target.bins.setdefault(tenth // 10, [0, 0])[0 if tx else 1] += value
-        if isinstance(target, _Flow):
-            target.fine[tenth] = target.fine.get(tenth, 0) + value
-
-
-def _orient(
-    counter: Counter, syn: dict[tuple[str, int, str, int], int], flow: tuple[str, int, str, int]
-) -> tuple[tuple[str, int, str, int], bool]:
-    """(connection key, FLOW goes to the server): a SYN seen either way decides, as in Counter."""
-    src, sport, dst, dport = flow
-    for seen in (flow, (dst, dport, src, sport)):
-        flags = syn.get(seen, 0)
-        if flags & (F_SYN | F_SYNACK):
-            conn, fwd = counter._orient(*seen, TCP_SYN if flags & F_SYN else TCP_SYN | TCP_ACK)
-            return conn, fwd == (seen == flow)
-    return counter._orient(src, sport, dst, dport, 0)

@@ -1,0 +1,146 @@
+"""The eBPF counter's maps, decoded: the C structs of count.bpf.c and a counting.Counter filled
+from them, so that the result means exactly what the ring engine's does. Pure functions on the
+maps' bytes; engine.py reads the maps and owns the programs' lifetime."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from verifier.capture.counting import Counter, PortRanges, _Conn, _Flow, _Iface, in_ranges
+from verifier.capture.frames import TCP_ACK, TCP_SYN
+
+# The C structs of count.bpf.c, native byte order; ports in host order, addresses as on the wire.
+CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the port bitmap
+FLOW_KEY = struct.Struct("=IBBHH2x16s16s")
+NBINS = 32  # NBINS in count.bpf.c: tenths of a second kept per flow, a ring
+FLOW_VAL = struct.Struct(f"=QQQQ{2 * NBINS}Q")  # bytes, packets, payload, flags, then (tag, bytes) per slot
+_FLOW_HEAD = struct.Struct("=QQQQ")
+_RING = struct.Struct(f"={2 * NBINS}Q")
+U64 = struct.Struct("=Q")
+FIRST = struct.Struct("=I16s")
+F_SYN, F_SYNACK = 1, 2  # flags in count.bpf.c
+
+Items = Iterable[tuple[bytes, bytes]]  # (key, value) of a map; per-CPU values back to back
+
+
+def port_bitmap(ports: PortRanges) -> list[int]:
+    """The 65,536-bit map of count.bpf.c's config, as 1024 words: bit p set when port p is watched."""
+    words = [0] * 1024
+    for lo, hi in ports:
+        for port in range(max(lo, 0), min(hi, 65535) + 1):
+            words[port >> 6] |= 1 << (port & 63)
+    return words
+
+
+def ring_tenths(raw_key: bytes, raw: bytes, ncpu: int) -> Iterator[tuple[tuple[bytes, int, int], int]]:
+    """((flow key, cpu, tenth), bytes) for every used slot of a flow's per-CPU bin rings."""
+    for cpu in range(ncpu):
+        ring = _RING.unpack_from(raw, cpu * FLOW_VAL.size + _FLOW_HEAD.size)
+        for slot in range(NBINS):
+            tag = ring[2 * slot]
+            if tag:
+                yield (raw_key, cpu, tag - 1), ring[2 * slot + 1]
+
+
+def fill_counter(
+    counter: Counter,
+    flow_items: Items,
+    first_items: Items,
+    tenths: dict[tuple[bytes, int, int], int],
+    ifindex: dict[int, str],
+    ncpu: int,
+) -> dict[str, int]:
+    """Add the flows map (with the bin rings collected as TENTHS and the first payloads) to
+    COUNTER; the frames counted per interface."""
+    ports = counter.ports
+    flows: dict[tuple[Any, ...], list[int]] = {}  # key -> [bytes, packets, payload, flags]
+    for raw_key, raw in flow_items:
+        total = [0, 0, 0, 0]
+        for i in range(ncpu):
+            b, p, pl, fl = _FLOW_HEAD.unpack_from(raw, i * FLOW_VAL.size)
+            total = [total[0] + b, total[1] + p, total[2] + pl, total[3] | fl]
+        flows[FLOW_KEY.unpack(raw_key)] = total
+    syn: dict[tuple[str, int, str, int], int] = {}  # SYN flags seen per 4-tuple, on any interface
+    for key, value in flows.items():
+        syn[_tuple(key)] = syn.get(_tuple(key), 0) | value[3]
+    firsts: dict[tuple[str, int, str, int], bytes] = {}
+    for raw_key, raw in first_items:
+        n, data = FIRST.unpack(raw)
+        firsts.setdefault(_tuple(FLOW_KEY.unpack(raw_key)), data[:n])
+    bins: dict[tuple[Any, ...], dict[int, int]] = {}
+    for (raw_key, _cpu, tenth), slot_bytes in tenths.items():
+        per_tenth = bins.setdefault(FLOW_KEY.unpack(raw_key), {})
+        per_tenth[tenth] = per_tenth.get(tenth, 0) + slot_bytes
+    packets: dict[str, int] = dict.fromkeys(counter.ifaces, 0)
+    for key, (nbytes, npackets, payload, _flags) in sorted(flows.items()):
+        name = ifindex.get(key[0])
+        if name is None:
+            continue
+        flow = _tuple(key)
+        conn_key, to_server = _orient(counter, syn, flow)
+        conn = counter.conns.setdefault(conn_key, _Conn())
+        stats = counter.ifaces[name]
+        packets[name] += npackets
+        if not in_ranges(conn_key[3], ports):
+            stats.other_bytes += nbytes  # as Counter: the server end is outside the ranges
+            continue
+        per = conn.per_iface.setdefault(name, _Flow())
+        way = 0 if to_server else 1
+        per.ways[way] += payload
+        per.ways[2] += npackets
+        if not conn.first[way] and flow in firsts:
+            conn.first[way] = firsts[flow]
+        for target in (stats, per):
+            _add(target, bool(key[1]), nbytes, npackets, payload, bins.get(key, {}))
+    return packets
+
+
+def missed_tenths(counter: Counter) -> tuple[str, ...]:
+    """The timeline's bytes against the totals: a reader that fell 3.2 s behind lost tenths."""
+    missing = 0
+    for stats in counter.ifaces.values():
+        binned = sum(tx + rx for tx, rx in stats.bins.values())
+        missing += stats.bytes_tx + stats.bytes_rx - binned
+    if missing <= 0:
+        return ()
+    return (f"eBPF timeline: {missing} bytes counted but not placed in a tenth of a second (bin reader late)",)
+
+
+def _tuple(key: tuple[Any, ...]) -> tuple[str, int, str, int]:
+    """(src, sport, dst, dport) of an unpacked flow key, addresses as text like frames.decode."""
+    _ifindex, _dir, family, sport, dport, saddr, daddr = key
+    if family == 4:
+        return socket.inet_ntop(socket.AF_INET, saddr[:4]), sport, socket.inet_ntop(socket.AF_INET, daddr[:4]), dport
+    return socket.inet_ntop(socket.AF_INET6, saddr), sport, socket.inet_ntop(socket.AF_INET6, daddr), dport
+
+
+def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, tenths: dict[int, int]) -> None:
+    """Add one flow direction's counts to TARGET; TENTHS are its bytes per 100 ms (kernel bins)."""
+    if tx:
+        target.bytes_tx += nbytes
+        target.packets_tx += packets
+        target.payload_tx += payload
+    else:
+        target.bytes_rx += nbytes
+        target.packets_rx += packets
+        target.payload_rx += payload
+    for tenth, value in tenths.items():
+        target.bins.setdefault(tenth // 10, [0, 0])[0 if tx else 1] += value
+        if isinstance(target, _Flow):
+            target.fine[tenth] = target.fine.get(tenth, 0) + value
+
+
+def _orient(
+    counter: Counter, syn: dict[tuple[str, int, str, int], int], flow: tuple[str, int, str, int]
+) -> tuple[tuple[str, int, str, int], bool]:
+    """(connection key, FLOW goes to the server): a SYN seen either way decides, as in Counter."""
+    src, sport, dst, dport = flow
+    for seen in (flow, (dst, dport, src, sport)):
+        flags = syn.get(seen, 0)
+        if flags & (F_SYN | F_SYNACK):
+            conn, fwd = counter._orient(*seen, TCP_SYN if flags & F_SYN else TCP_SYN | TCP_ACK)
+            return conn, fwd == (seen == flow)
+    return counter._orient(src, sport, dst, dport, 0)
