@@ -393,6 +393,20 @@ def test_a_woken_sampler_looks_rarely_and_at_once_when_woken(
     assert [(f.local_port, f.owner) for f in ownership.flows] == [(local, "qemu (fakevm)")]
 
 
+def test_a_woken_sampler_finds_a_qemu_without_pid_file_that_starts_late(spawn: Spawn, tmp_path: Path) -> None:
+    # The destination's QEMU appears once the migration starts; without a pid file only the
+    # /proc scan finds it, once a second, however rarely a woken sampler dumps sockets (30 s).
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, idle_interval=0.05)
+    sampler.start(woken=True)
+    try:
+        time.sleep(1.2)
+        qemu = fake_qemu(spawn)
+        time.sleep(1.3)
+        assert sampler._last_pid == qemu.pid
+    finally:
+        sampler.stop()
+
+
 def test_sampler_follows_a_new_qemu_pid(spawn: Spawn, server: socket.socket, tmp_path: Path) -> None:
     old = fake_qemu(spawn)
     pid_file(tmp_path, "fakevm", old.pid)

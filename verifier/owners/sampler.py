@@ -31,6 +31,7 @@ from verifier.owners.processes import (
 from verifier.sockdiag import ListSockets, TcpSocket
 
 RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
+SCAN_EVERY = 1.0  # seconds between /proc-wide searches for a QEMU that has no pid file
 WOKEN_DUMP_EVERY = 30.0  # a safety net only, when the capture announces new connections
 
 
@@ -180,8 +181,7 @@ class OwnershipSampler:
         """Local ports in use now, all of them: what a free migration port range must avoid. Only
         asked when another program's connection sits on the migration ports (port-range-shared
         then prescribes a free range): an unfiltered dump lists every socket of the host."""
-        ports = self._ports or ()
-        if not any(in_ranges(f.local_port, ports) or in_ranges(f.remote_port, ports) for f in self._foreign.values()):
+        if not self._foreign:  # every foreign flow kept is on the ports (_sample files no other)
             return ()
         try:
             return tuple(sorted({s.local_port for s in self._lister()(None)}))
@@ -210,8 +210,8 @@ class OwnershipSampler:
         if self._pid is not None and (not check or is_guest_qemu(self._proc, self._pid, self._vm, self.netns_of)):
             return self._pid
         # libvirt's pid file every time; the /proc-wide scan behind it (a millisecond or more on a
-        # busy host) at most once per dump_every.
-        scan = now - self._last_scan >= self._dump_every
+        # busy host) at most once per SCAN_EVERY, whatever the dump pace (30 s when woken).
+        scan = now - self._last_scan >= SCAN_EVERY
         if scan:
             self._last_scan = now
         self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc, scan=scan)
