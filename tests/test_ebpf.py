@@ -25,8 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scapy.layers.inet import IP, TCP
 
+from verifier.capture import readers
 from verifier.capture.ebpf import build, engine
+from verifier.capture.frames import header_length
 
 NS_A, NS_B, DEV_A, DEV_B = "vpbpf1", "vpbpf2", "vpbpf-a", "vpbpf-b"
 ADDR_A, ADDR_B = "198.18.200.1", "198.18.200.2"
@@ -192,6 +195,37 @@ def test_equal_to_tcpdump(pair: list[subprocess.Popen[bytes]], tmp_path: Path, o
     # iperf3's control and data connections on the watched port announced themselves (their first
     # payload, once per way and CPU at most), the unwatched one did not: not a wake-up per frame.
     assert 1 <= result["new_flow_wakeups"] <= 2 * 2 * (os.cpu_count() or 1), result["new_flow_wakeups"]
+
+
+def test_evidence_pcap_is_headers_only_and_bounded(pair: list[subprocess.Popen[bytes]], tmp_path: Path) -> None:
+    """The eBPF engine's own evidence: handshakes and ends of every watched connection, then a
+    sample bounded by flows and time, not by frames; no byte past a TCP header; nothing unwatched."""
+    seconds = 4.5
+    started = time.time()
+    proc = _engine("--out", str(tmp_path), seconds=seconds)
+    _iperf()
+    result = _result(proc)
+    (iface,) = result["ebpf"]["interfaces"]
+    assert result["ebpf"]["pcaps"] == "sampled" and iface["pcap"] == str(tmp_path / f"{DEV_A}.pcap")
+    assert result["ebpf"]["problems"] == []
+    linktype, records = readers.read_pcap(Path(iface["pcap"]))
+    frames = list(records)
+    conns = {(c["client_port"], c["server_port"]) for c in result["ebpf"]["connections"]}
+    syns: set[tuple[int, int]] = set()
+    fins: set[tuple[int, int]] = set()
+    for ts, data, orig in frames:
+        assert len(data) == header_length(data, linktype) <= orig  # headers only; the frame's length kept
+        assert started <= ts <= time.time()
+        tcp = IP(data[14:])[TCP]
+        assert WATCHED in (tcp.sport, tcp.dport)  # nothing from the unwatched port
+        key = (tcp.sport, tcp.dport) if tcp.dport == WATCHED else (tcp.dport, tcp.sport)
+        (syns if tcp.flags.S else fins if tcp.flags.F else set()).add(key)
+    assert syns == conns and fins == conns  # every connection's start and end
+    # Bounded: per connection, way and CPU, the first frames plus one per tenth (and SYN/FIN).
+    cpus = os.cpu_count() or 1
+    bound = len(conns) * 2 * cpus * (4 + int(seconds * 10) + 1 + 2)
+    assert 20 <= len(frames) <= bound, (len(frames), bound)
+    assert len(frames) < iface["packets_tx"] / 20  # a sample, not the stream
 
 
 def test_equal_to_ring_engine(pair: list[subprocess.Popen[bytes]]) -> None:

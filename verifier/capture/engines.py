@@ -1,11 +1,14 @@
 """Which engine counts: eBPF in the kernel when it can be loaded, the TPACKET_V3 ring otherwise.
 
-With eBPF counting, the ring still runs for evidence, its socket filter keeping SYN/FIN/RST and
-one in SAMPLE of the other frames (headers only), so its Python cost is a small fraction of the
-stream's frames (it still grows with the frame rate: about 180 frames a second at 40 Gbit/s with
-TSO); `--capture full` keeps every frame's headers as before. The eBPF engine also keeps each
-stream's first bytes (its kind) in its maps. Where eBPF cannot load (older kernel, no CAP_BPF,
-lockdown, the object not built) the ring counts, and the report says why.
+With eBPF counting, the evidence pcaps come from the eBPF program too (capture/ebpf/evidence.py):
+SYN/FIN/RST, each flow's first frames and its first frame in every tenth of a second, headers
+only, through a BPF ring buffer. No packet socket is opened then: a packet socket's tap clones
+every outgoing frame on its interface, in the sender's time, and its reader thread wakes with the
+stream; a watched 1 GiB migration took 1.10-1.17x as long with the sampled ring beside the eBPF
+counter (README, "Capture engines and benchmark"). The ring still runs beside the eBPF counter
+for `--capture full` (every frame's headers) and `--keep-payload` (whole frames, sampled). The
+eBPF engine also keeps each stream's first bytes (its kind) in its maps. Where eBPF cannot load
+(older kernel, no CAP_BPF, lockdown, the object not built) the ring counts, and the report says why.
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from typing import TYPE_CHECKING
 
 from verifier.capture.counting import PortRanges
 from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
-from verifier.capture.pcap import DEFAULT_SNAPLEN
+from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
 
 if TYPE_CHECKING:
     from verifier.capture.ebpf.engine import EbpfCapture
 
-# One TCP frame in 1024 reaches the evidence pcap (plus every SYN, FIN and RST): at 1 in 64 the
-# ring's Python thread cost more CPU per GB than tcpdump's whole process (make bench, 2026-11-26).
+# With --keep-payload beside eBPF counting: one TCP frame in 1024 reaches the evidence pcap, whole
+# (plus every SYN, FIN and RST): at 1 in 64 the ring's Python thread cost more CPU per GB than
+# tcpdump's whole process (make bench, 2026-11-26).
 SAMPLE = 1024
 
 
@@ -99,7 +103,7 @@ class Combined:
         if isinstance(evidence, BaseException):
             raise evidence
         if evidence is _NOTHING:
-            return replace(counted, engine="ebpf", pcaps="none")
+            return counted  # the eBPF program's own evidence pcaps, if it wrote any
         pcaps = {i.name: i.pcap for i in evidence.interfaces if i.pcap}
         ifaces = tuple(replace(i, pcap=pcaps.get(i.name)) for i in counted.interfaces)
         sampled = "sampled" if self._evidence and self._evidence.sample else "every frame"
@@ -135,7 +139,7 @@ def make(
         return LiveCapture(interfaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, note=choice.note)
     from verifier.capture.ebpf.engine import EbpfCapture
 
-    evidence = None
-    if out_dir is not None:
-        evidence = LiveCapture(interfaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, sample=0 if full else SAMPLE)
+    if out_dir is None or not (full or snaplen >= FULL_SNAPLEN):
+        return Combined(EbpfCapture(interfaces, ports, out_dir), None)  # headers-only sample from eBPF
+    evidence = LiveCapture(interfaces, ports, out_dir, snaplen=snaplen, rcvbuf=rcvbuf, sample=0 if full else SAMPLE)
     return Combined(EbpfCapture(interfaces, ports), evidence)

@@ -1,6 +1,6 @@
 """Run the eBPF engine (and optionally the ring engine beside it) for a while and print JSON.
 
-`python -m verifier.capture.ebpf IFACE... --ports LO-HI [--ports ...] [--seconds S] [--ring]`
+`python -m verifier.capture.ebpf IFACE... --ports LO-HI [--ports ...] [--seconds S] [--ring] [--out DIR]`
 
 For tests and measurements that must run inside another network namespace (`ip netns exec`):
 prints "armed" once counting, then after S seconds (or at SIGINT, which leaves through the
@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
+from pathlib import Path
 
 from verifier.capture.ebpf import loader
 from verifier.capture.ebpf.engine import EbpfCapture, available
@@ -34,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ports", type=_range, action="append", required=True)
     parser.add_argument("--seconds", type=float, default=3600.0)
     parser.add_argument("--ring", action="store_true", help="run the ring engine (live.py) at the same time")
+    parser.add_argument("--out", type=Path, default=None, help="write the eBPF engine's evidence pcaps here")
     args = parser.parse_args(argv)
     reason = available()
     if reason:
         print(f"eBPF unavailable: {reason}", file=sys.stderr)
         return 4
     ports = tuple(args.ports)
-    engine = EbpfCapture(args.interfaces, ports)
+    engine = EbpfCapture(args.interfaces, ports, args.out)
     wakeups: list[float] = []
     engine.on_new_flow(lambda: wakeups.append(time.monotonic()))
     try:

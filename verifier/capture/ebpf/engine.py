@@ -25,6 +25,7 @@ reader woke up in. Totals never depend on the reader; a tenth it missed is repor
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import platform
@@ -51,13 +52,18 @@ from verifier.capture.ebpf.decode import (
     port_bitmap,
     ring_tenths,
 )
+from verifier.capture.ebpf.evidence import EVIDENCE_BYTES, EvidenceWriter
 from verifier.capture.live import bpf_filter, read_counters
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
 
 PROGRAMS = ["vp_ingress", "vp_egress"]
 READ_EVERY = 1.0  # seconds between reads of the bin rings: well inside the 3.2 s they hold
-STATS = ("flow table full",)
+# The `stats` array of count.bpf.c, in order: what each count of lost frames means.
+STATS = (
+    "eBPF flow table full: {} frames not counted",
+    "eBPF evidence ring full: {} frames missing from the sampled pcaps (the counts are complete)",
+)
 
 
 def _kernel_version() -> tuple[int, int]:
@@ -97,7 +103,7 @@ class EbpfCapture:
     ) -> None:
         self.interfaces = interfaces
         self.ports = ports
-        self.out_dir = out_dir  # no pcap: evidence files are the ring engine's job
+        self.out_dir = out_dir  # None: no pcap; else the program's evidence records, headers only
         self.bpf = bpf_filter(ports)
         self._objpath = obj
         self._obj: loader.BpfObject | None = None
@@ -111,6 +117,8 @@ class EbpfCapture:
         self._reader: threading.Thread | None = None
         self._stop_pipe: tuple[int, int] | None = None  # written to end the reader's poll at once
         self._events: loader.RingBuffer | None = None
+        self._evidence: EvidenceWriter | None = None
+        self._evidence_rb: loader.RingBuffer | None = None
         self._on_new_flow: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -134,6 +142,9 @@ class EbpfCapture:
                 for ingress, prog in ((True, "vp_ingress"), (False, "vp_egress")):
                     self._links.append(loader.attach_tcx(self._obj.progs[prog], index, ingress))
             self._events = loader.RingBuffer(self._obj.map_fd("new_flows"))
+            if self.out_dir is not None:
+                self._evidence = EvidenceWriter(self.out_dir, self._ifindex)
+                self._evidence_rb = loader.RingBuffer(self._obj.map_fd("evidence"), self._evidence.record)
             self._stop_pipe = os.pipe()
             self._reader = threading.Thread(target=self._reader_loop, name="ebpf-reader", daemon=True)
             self._reader.start()
@@ -172,6 +183,8 @@ class EbpfCapture:
                 self._on_new_flow()
             if time.monotonic() >= due:
                 self._collect()
+                if self._evidence_rb is not None:  # no wake-up per record: drained here
+                    self._evidence_rb.consume()
                 due += READ_EVERY
 
     def _collect(self) -> None:
@@ -185,6 +198,10 @@ class EbpfCapture:
             os.write(self._stop_pipe[1], b"x")
             self._reader.join()
         self._reader = None
+        if self._evidence_rb is not None:
+            self._evidence_rb.consume()  # the records left, programs detached by now
+            self._evidence_rb.close()
+            self._evidence_rb = None
         if self._events is not None:
             self._events.close()
             self._events = None
@@ -211,9 +228,17 @@ class EbpfCapture:
             problems = self._problems() + missed_tenths(counter)
         finally:
             self._close()
-        return counter.result(
-            kernel_packets=packets, bpf=f"ebpf tcx: {self.bpf}", ended_at=ended, counters=deltas, problems=problems
+        pcaps, pcap_problems = self._evidence.close() if self._evidence else ({}, ())
+        result = counter.result(
+            kernel_packets=packets,
+            pcaps=pcaps,
+            snaplen=EVIDENCE_BYTES if self._evidence else 0,
+            bpf=f"ebpf tcx: {self.bpf}",
+            ended_at=ended,
+            counters=deltas,
+            problems=problems + pcap_problems,
         )
+        return dataclasses.replace(result, engine="ebpf", pcaps="sampled" if self._evidence else "none")
 
     def _items(self, name: str, key_size: int, value_size: int) -> list[tuple[bytes, bytes]]:
         assert self._obj is not None
@@ -242,7 +267,7 @@ class EbpfCapture:
             raw = loader.map_lookup(fd, struct.pack("=I", index), 8)
             lost = U64.unpack(raw)[0] if raw else 0
             if lost:
-                problems.append(f"eBPF {what}: {lost} frames not counted")
+                problems.append(what.format(lost))
         return tuple(problems)
 
     def _detach(self) -> None:

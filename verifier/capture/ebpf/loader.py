@@ -15,7 +15,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 BPF_TCX_INGRESS = 46  # enum bpf_attach_type, include/uapi/linux/bpf.h (kernel 6.6+)
@@ -161,11 +161,13 @@ def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
 
 
 class RingBuffer:
-    """A BPF ring buffer map read through libbpf; its map fd polls readable when events wait."""
+    """A BPF ring buffer map read through libbpf; its map fd polls readable when events wait.
+    HANDLER, if given, gets each record's bytes (copied) as it is consumed."""
 
-    def __init__(self, map_fd: int) -> None:
+    def __init__(self, map_fd: int, handler: Callable[[bytes], None] | None = None) -> None:
         self.fd = map_fd
         self.events = 0
+        self._handler = handler
         # Kept on the instance: libbpf calls it for as long as the ring buffer lives.
         self._cb = _RB_SAMPLE_FN(self._sample)
         ptr = libbpf().ring_buffer__new(map_fd, self._cb, None, None)
@@ -173,8 +175,10 @@ class RingBuffer:
             _check(-(ctypes.get_errno() or errno.EINVAL), "ring buffer")
         self._rb: int | None = ptr
 
-    def _sample(self, _ctx: int | None, _data: int | None, _size: int) -> int:
+    def _sample(self, _ctx: int | None, data: int | None, size: int) -> int:
         self.events += 1
+        if self._handler is not None and data:
+            self._handler(ctypes.string_at(data, size))
         return 0
 
     def consume(self) -> int:
