@@ -339,6 +339,32 @@ def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
     assert (iperf_flow.owner, iperf_flow.role, iperf_flow.state) == ("fakeiperf", "foreign", "LISTEN")
 
 
+def test_the_last_look_and_the_busy_ports_share_one_unfiltered_dump(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    gluster = spawn("some-server", [])
+    assert gluster.ask("comm fakegluster") == "ok"
+    brick = int(gluster.ask("listen"))  # another program on the migration ports
+    calls: list[Any] = []
+    with TcpSocketLister() as real:
+
+        def lister(ports: Any = None) -> Any:
+            calls.append(ports)
+            return real(ports)
+
+        sampler = OwnershipSampler("fakevm", [tmp_path], list_sockets=lister, ports=[(brick, brick)])
+        sampler.sample(dump=True)  # finds the brick: a foreign listener
+        ownership = sampler.stop()  # never started: the last look runs here, in this thread
+    # The first look asked the kernel for the ports only; the last one dumped everything once, for
+    # itself and for the ports in use that a free migration range must avoid.
+    assert calls == [((brick, brick),), None]
+    assert {brick, port(server)} <= set(ownership.busy_ports)
+    assert [(f.local_port, f.owner) for f in ownership.foreign] == [(brick, "fakegluster")]
+    assert ownership.dumps == 2
+
+
 def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
     spawn: Spawn, server: socket.socket, tmp_path: Path
 ) -> None:

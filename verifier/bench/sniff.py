@@ -5,8 +5,8 @@ inside a namespace (`ip netns exec`). Prints "armed" on stderr once counting, st
 EOF on stdin, then prints one JSON object on stdout.
 
 - default: what verify-path uses without options, `engines.make(engines.choose(None), ...)`: eBPF
-  counting with the sampled evidence ring when eBPF loads, the ring alone otherwise (the JSON says
-  which engine counted, and why).
+  counting with the program's own sampled evidence pcaps when eBPF loads, the ring alone otherwise
+  (the JSON says which engine counted, and why).
 - ring: the TPACKET_V3 ring engine alone (live.py), every frame's headers to the pcap.
 
 With --owners it also samples ownership the way `verify-path VM NODE` does during a migration
@@ -80,11 +80,15 @@ def own_programs() -> dict[int, tuple[int, int]]:
 
 
 def _evidence_drops(capture: Any) -> int | None:
-    # Combined.stop() keeps the evidence ring's pcaps and problems but not its drop counts; they
-    # are read here, from the ring it holds, so a sampled ring that cannot keep up is still seen.
+    # Combined.stop() keeps the evidence's pcaps and problems but not its loss counts; they are
+    # read here: the sampled ring's drops when one ran beside the counter, else the eBPF
+    # program's records refused by its full ring buffer.
     evidence = getattr(capture, "_evidence", None)
     drops = getattr(evidence, "_drops", None)
-    return sum(drops.values()) if isinstance(drops, dict) else None
+    if isinstance(drops, dict):
+        return sum(drops.values())
+    lost = getattr(getattr(capture, "_counter", None), "evidence_lost", None)
+    return lost if isinstance(lost, int) else None
 
 
 def _standin_qemu() -> subprocess.Popen[bytes]:

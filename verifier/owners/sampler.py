@@ -135,8 +135,12 @@ class OwnershipSampler:
     def _finish(self) -> None:
         started = time.thread_time()
         try:
-            self.sample(dump=True)  # a last look: a connection opened during the final interval
-            busy = self._busy_ports()
+            # A last look (a connection opened during the final interval). When another program
+            # already sits on the ports, one unfiltered dump serves it and the free-range
+            # prescription (port-range-shared) alike, instead of two dumps.
+            everything = self._all_sockets() if self._foreign else None
+            self.sample(dump=True, given=everything)
+            busy = self._busy_ports(everything)
         finally:
             self._close_lister()
         self._cpu_s += time.thread_time() - started
@@ -177,24 +181,29 @@ class OwnershipSampler:
             self._list_sockets.close()
         self._list_sockets = self._given
 
-    def _busy_ports(self) -> tuple[int, ...]:
+    def _all_sockets(self) -> Sequence[TcpSocket] | None:
+        try:
+            return self._lister()(None)
+        except Exception:  # noqa: BLE001 - the last look then dumps by itself, and says if it fails
+            return None
+
+    def _busy_ports(self, everything: Sequence[TcpSocket] | None) -> tuple[int, ...]:
         """Local ports in use now, all of them: what a free migration port range must avoid. Only
         asked when another program's connection sits on the migration ports (port-range-shared
         then prescribes a free range): an unfiltered dump lists every socket of the host."""
         if not self._foreign:  # every foreign flow kept is on the ports (_sample files no other)
             return ()
-        try:
-            return tuple(sorted({s.local_port for s in self._lister()(None)}))
-        except Exception:  # noqa: BLE001 - only a prescription's numbers depend on it
-            return ()
+        if everything is None:
+            everything = self._all_sockets()  # the first foreign flow came with the last look
+        return tuple(sorted({s.local_port for s in everything or ()}))
 
-    def sample(self, dump: bool = False) -> None:
-        """One look (a socket dump when due, or with DUMP); never raises, because a lost sampler
-        thread would fail silently."""
+    def sample(self, dump: bool = False, given: Sequence[TcpSocket] | None = None) -> None:
+        """One look (a socket dump when due, or with DUMP; GIVEN: a dump of every socket made
+        already, used instead); never raises, because a lost sampler thread would fail silently."""
         started = time.thread_time()
         self._samples += 1
         try:
-            self._sample(dump)
+            self._sample(dump, given)
         except Exception as exc:  # the thread boundary: the error becomes the `problem` text
             self._problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
         self._cpu_s += time.thread_time() - started
@@ -217,7 +226,7 @@ class OwnershipSampler:
         self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc, scan=scan)
         return self._pid
 
-    def _sample(self, dump: bool) -> None:
+    def _sample(self, dump: bool, given: Sequence[TcpSocket] | None = None) -> None:
         now = time.monotonic()
         due = dump or now - self._last_dump >= self._dump_every
         if self._pid is not None and not socket_inodes_readable(self._pid, self._proc):
@@ -243,7 +252,10 @@ class OwnershipSampler:
             return
         self._last_dump = now
         self._dumps += 1
-        sockets = self._lister()(self._ports)  # with ports, the kernel filters: cheap on a busy host
+        if given is None:
+            sockets = self._lister()(self._ports)  # with ports, the kernel filters: cheap on a busy host
+        else:
+            sockets = tuple(s for s in given if self._ports is None or self._in_ports(s))
         # An inode the dump did not show may be a socket between socket() and connect(): looked
         # for again at the next samples, then left to the periodic dumps (a UNIX socket, which
         # no TCP dump shows, is not dumped for at every sample).

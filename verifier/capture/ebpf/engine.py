@@ -64,6 +64,7 @@ STATS = (
     "eBPF flow table full: {} frames not counted",
     "eBPF evidence ring full: {} frames missing from the sampled pcaps (the counts are complete)",
 )
+EVIDENCE_LOST = 1  # ST_EVIDENCE_LOST
 
 
 def _kernel_version() -> tuple[int, int]:
@@ -119,6 +120,7 @@ class EbpfCapture:
         self._events: loader.RingBuffer | None = None
         self._evidence: EvidenceWriter | None = None
         self._evidence_rb: loader.RingBuffer | None = None
+        self.evidence_lost = 0  # evidence records the full ring buffer refused, known after stop()
         self._on_new_flow: Callable[[], None] | None = None
 
     def start(self) -> None:
@@ -266,6 +268,8 @@ class EbpfCapture:
         for index, what in enumerate(STATS):
             raw = loader.map_lookup(fd, struct.pack("=I", index), 8)
             lost = U64.unpack(raw)[0] if raw else 0
+            if index == EVIDENCE_LOST:
+                self.evidence_lost = lost
             if lost:
                 problems.append(what.format(lost))
         return tuple(problems)
