@@ -96,8 +96,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", action="store_true", help="also the lab cases: migration duration, time to verdict")
     p.add_argument("--guest-memory-mib", type=int, default=1024, help="the lab cases' guest RAM (default 1024)")
     p.add_argument("--guest-data-mib", type=int, default=896, help="random data in that RAM (default 896)")
-    # 5: one migration in a few takes a second longer for reasons of its own (libvirt's steps),
-    # and 10 per side keep the medians steady where 6 did not.
+    # 5: unwatched, virsh's wall time jumps between about 3.0 and 4.0 s from one migration to the
+    # next (16 in a row, 2026-11-26), so a median of 6 per side moves by tenths of a second.
     p.add_argument("--lab-rounds", type=int, default=5, help="unwatched+watched migration pairs per run (default 5)")
     return p
 
