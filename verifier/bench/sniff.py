@@ -11,12 +11,13 @@ EOF on stdin, then prints one JSON object on stdout.
 
 With --owners it also samples ownership the way `verify-path VM NODE` does during a migration
 (owners.OwnershipSampler on the same ports, woken by the capture's new-flow announcements as in
-the pipeline, from arming to after stopping), for a stand-in
-QEMU: a sleeping child whose command line is a QEMU's (`qemu-system-x86_64 ... -name
-guest=vpbench-standin`). The stand-in holds no socket, so each tick costs what a real one costs
-between QEMU's connection changes, and the periodic socket dumps find iperf3's connections as
-foreign (their owner looked up in /proc, as on a busy host). Its thread's CPU is part of cpu_s and
-reported apart as owners_cpu_s.
+the pipeline, from arming to after stopping), for a stand-in QEMU: a sleeping child whose command
+line is a QEMU's (`qemu-system-x86_64 ... -name guest=vpbench-standin`), with a pid file where
+libvirt writes one (`<run dir>/qemu/<guest>.pid`, in a temporary run dir), so the sampler finds
+it as it finds a real QEMU. The stand-in holds no socket, so each tick costs what a real one
+costs between QEMU's connection changes, and the socket dumps find iperf3's connections as
+foreign (their owner looked up in /proc, as on a busy host). Its thread's CPU is part of cpu_s
+and reported apart as owners_cpu_s.
 
 CPU: this process's user+system seconds from before the engine is built to after stop(), all
 threads (the evidence ring's reader included; setup reported apart as well), plus the run time
@@ -37,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     choice = engines.choose(None if args.engine == "default" else "ring")
     stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
     standin = _standin_qemu() if args.owners else None
-    sampler = OwnershipSampler(STANDIN_VM, [], ports=ports) if args.owners else None
+    run_dir = tempfile.TemporaryDirectory(prefix="vpbench-run-")
+    if standin is not None:
+        (Path(run_dir.name) / "qemu").mkdir()
+        (Path(run_dir.name) / "qemu" / f"{STANDIN_VM}.pid").write_text(f"{standin.pid}\n")
+    sampler = OwnershipSampler(STANDIN_VM, [Path(run_dir.name)], ports=ports) if args.owners else None
     ownership = None
     try:
         cpu0 = os.times()
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             os.close(stats_fd)
         if standin is not None:
             standin.communicate()  # closes its stdin: it exits
+        run_dir.cleanup()
     runs = {
         pid: (after[pid][0] - before.get(pid, (0, 0))[0], after[pid][1] - before.get(pid, (0, 0))[1]) for pid in after
     }

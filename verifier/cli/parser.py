@@ -140,8 +140,9 @@ def add_capture(p: argparse.ArgumentParser) -> None:
         "--capture",
         choices=("sampled", "full"),
         default="sampled",
-        help="pcaps beside the report: sampled (SYN/FIN/RST and 1 in 1024 frames, headers only; the "
-        "default with the eBPF engine) or full (every frame's headers, as the ring engine keeps them)",
+        help="pcaps beside the report: sampled (SYN/FIN/RST, each connection's first frames and one "
+        "frame per connection and tenth of a second, headers only, written by the eBPF engine; the "
+        "default with it) or full (every frame's headers, as the ring engine keeps them)",
     )
     p.add_argument("--capture-buffer", type=positive_int, default=None, help=argparse.SUPPRESS)
     p.add_argument(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // verify-path: count TCP frames on the watched ports per (interface, direction, 4-tuple) and per
-// second, in the kernel, without copying a frame to user space. Never alters traffic: the tc
+// tenth of a second, in the kernel, without copying a frame to user space (only a bounded sample
+// of frame headers, as evidence). Never alters traffic: the tc
 // programs always return TCX_NEXT ("continue"), the socket program returns 0 (keep nothing).
 //
 // Built at install time against vmlinux.h from the running kernel's BTF (the Debian headers for

@@ -17,10 +17,12 @@ Hook, chosen by measurement (iperf3 over a veth, offloads off, 4 s, kernel.bpf_s
 tcx links belong to their file descriptors: closing them, or the process dying, detaches the
 programs; nothing is pinned, and legacy tc (clsact) filters, which outlive the process, are not used.
 
-Bins are counted in the kernel per 100 ms of bpf_ktime_get_ns() since start, in a ring of 32
-slots inside each flow's value (one hash lookup per frame), and read by a thread once a second,
-before a slot comes round again: a frame lands in the tenth it passed, not in the second a late
-reader woke up in. Totals never depend on the reader; a tenth it missed is reported.
+Bins are counted in the kernel per 100 ms since start (a bpf_timer keeps the current tenth), in a
+ring of 32 slots inside each flow's value (one hash lookup per frame), and read by a thread once a
+second, before a slot comes round again: a frame lands in the tenth it passed, not in the second a
+late reader woke up in. Totals never depend on the reader; a tenth it missed is reported. With an
+output directory the same thread drains the programs' evidence records into headers-only pcaps
+(evidence.py).
 """
 
 from __future__ import annotations
