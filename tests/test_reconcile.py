@@ -10,6 +10,7 @@ from verifier.model import (
     Interface,
     InterfaceCount,
     MigrationResult,
+    OwnedFlow,
     Prediction,
     Topology,
 )
@@ -147,3 +148,21 @@ def test_more_captured_than_the_interface_carried_is_flagged_and_inconclusive() 
     leg = reconcile.decide(TOPO, bogus, done(), None, Expectation(interfaces=("san0",)))
     assert leg.verdict == "inconclusive"
     assert any(f.code == "impossible-count" and "san0 tx" in f.message for f in leg.findings)
+
+
+def test_watch_splits_a_guest_that_leaves_and_comes_back_into_two_migrations() -> None:
+    """A round trip in one watch window: the source QEMU's outbound connection and the incoming
+    QEMU's inbound one are two migrations of vm01, each with its own flows; the rest is foreign."""
+    ports = ((49152, 49215),)
+    out = OwnedFlow("198.18.0.11", 40000, "198.18.0.12", 49152, "ESTABLISHED", 1, 10, "qemu (vm01)", "migration")
+    back = OwnedFlow("198.18.0.11", 49153, "198.18.0.12", 50000, "ESTABLISHED", 2, 20, "qemu (vm01)", "migration")
+    other = OwnedFlow("198.18.0.11", 40001, "198.18.0.12", 49154, "ESTABLISHED", 3, 30, "qemu (vm02)", "migration")
+    gluster = OwnedFlow("198.18.0.11", 49152, "198.18.0.12", 51000, "ESTABLISHED", 4, 40, "glusterfsd", "foreign")
+    groups = reconcile.by_domain((out, back, other, gluster), ports)
+    assert [(guest, way, o.owner_pid, o.flows) for guest, way, o in groups] == [
+        ("vm01", "inbound", 20, (back,)),
+        ("vm01", "outbound", 10, (out,)),
+        ("vm02", "outbound", 30, (other,)),
+    ]
+    inbound = groups[0][2]
+    assert set(inbound.foreign) == {out, other, gluster}

@@ -160,6 +160,28 @@ class TcpSocketLister:
         self.close()
 
 
+class ThreadLister:
+    """A sampler's lister: the GIVEN one (tests pass fakes), used as is and never closed, or a
+    TcpSocketLister of its own, opened at the first call in the calling thread (pyroute2 keeps its
+    socket state per thread) and closed by close(), so each call costs one dump, not a socket."""
+
+    def __init__(self, given: ListSockets | None = None) -> None:
+        self._given = given
+        self._own: TcpSocketLister | None = None
+
+    def __call__(self, ports: Sequence[tuple[int, int]] | None = None) -> Sequence[TcpSocket]:
+        if self._given is not None:
+            return self._given(ports)
+        if self._own is None:
+            self._own = TcpSocketLister()
+        return self._own(ports)
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+
 def tcp_sockets(ports: Sequence[tuple[int, int]] | None = None) -> tuple[TcpSocket, ...]:
     """TCP sockets (all states, IPv4 and IPv6) in the current network namespace, filtered by the
     kernel to those with a local or remote port in `ports` when given."""

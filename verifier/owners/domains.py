@@ -27,10 +27,7 @@ class DomainsSampler:
         idle_interval: float = 1.0,
     ) -> None:
         self._ports = tuple(ports)
-        # None: a sock_diag lister of our own, opened and closed in the sampling thread (pyroute2
-        # keeps its socket state per thread), so each sample costs one dump, not a new socket too.
-        self._given = list_sockets
-        self._list: ListSockets | None = list_sockets
+        self._list = sockdiag.ThreadLister(list_sockets)  # opened and closed in the sampling thread
         self._proc = proc
         self._netns = netns_of(proc, "self")
         self._pacer = Pacer(interval, idle_interval)
@@ -66,14 +63,10 @@ class DomainsSampler:
         try:
             self._sample()
         finally:
-            if self._given is None and isinstance(self._list, sockdiag.TcpSocketLister):
-                self._list.close()
-            self._list = self._given
+            self._list.close()
 
     def _sample(self) -> None:
         try:
-            if self._list is None:
-                self._list = sockdiag.TcpSocketLister()
             sockets = self._list(self._ports)
             index: ProcessIndex | None = None
             for s in sockets:

@@ -74,8 +74,7 @@ class OwnershipSampler:
         self._run_dirs = tuple(Path(d) for d in run_dirs)
         # None: a sock_diag lister of our own, opened and closed in the sampling thread (pyroute2
         # keeps its socket state per thread).
-        self._given = list_sockets
-        self._list_sockets: ListSockets | None = list_sockets
+        self._list_sockets = sockdiag.ThreadLister(list_sockets)
         self._proc = proc
         self._pacer = Pacer(interval, idle_interval)
         self._dump_every = dump_every
@@ -142,7 +141,7 @@ class OwnershipSampler:
             self.sample(dump=True, given=everything)
             busy = self._busy_ports(everything)
         finally:
-            self._close_lister()
+            self._list_sockets.close()
         self._cpu_s += time.thread_time() - started
         owned_keys = {flow.key for flow in self._flows.values()}
         owned_inodes = {flow.inode for flow in self._flows.values()}
@@ -171,19 +170,9 @@ class OwnershipSampler:
             f" {self._samples} samples ({self._dumps} socket dumps)"
         )
 
-    def _lister(self) -> ListSockets:
-        if self._list_sockets is None:
-            self._list_sockets = sockdiag.TcpSocketLister()
-        return self._list_sockets
-
-    def _close_lister(self) -> None:
-        if self._given is None and isinstance(self._list_sockets, sockdiag.TcpSocketLister):
-            self._list_sockets.close()
-        self._list_sockets = self._given
-
     def _all_sockets(self) -> Sequence[TcpSocket] | None:
         try:
-            return self._lister()(None)
+            return self._list_sockets(None)
         except Exception:  # noqa: BLE001 - the last look then dumps by itself, and says if it fails
             return None
 
@@ -253,7 +242,7 @@ class OwnershipSampler:
         self._last_dump = now
         self._dumps += 1
         if given is None:
-            sockets = self._lister()(self._ports)  # with ports, the kernel filters: cheap on a busy host
+            sockets = self._list_sockets(self._ports)  # with ports, the kernel filters: cheap on a busy host
         else:
             sockets = tuple(s for s in given if self._ports is None or self._in_ports(s))
         # An inode the dump did not show may be a socket between socket() and connect(): looked

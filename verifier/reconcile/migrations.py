@@ -1,5 +1,9 @@
-"""`watch`: each migration in the window on its own. The connections each guest's QEMU owned make
-one leg each (its own path, bytes, verdict against --expect); the window's verdict is the worst."""
+"""`watch`: each migration in the window on its own. The connections one QEMU owned for one guest
+make one leg (its own path, bytes, verdict against --expect); the window's verdict is the worst.
+
+A migration is one QEMU process of one guest, one way: a guest that leaves and comes back within
+the window (a round trip, a Pacemaker failback) is two migrations, the source QEMU's outbound
+connections and the incoming QEMU's inbound ones, not one entry with both mixed."""
 
 from __future__ import annotations
 
@@ -23,22 +27,21 @@ from verifier.reconcile.verdict import decide
 def per_domain(
     topology: Topology,
     captured: CaptureResult,
-    owners: dict[str, Ownership],
+    owners: list[tuple[str, str, Ownership]],
     expectation: Expectation,
     migration: MigrationResult,
 ) -> tuple[MigrationSeen, ...]:
+    """OWNERS: (guest, direction, its QEMU's flows) per migration, as by_domain() makes them."""
     out = []
-    for guest, ownership in sorted(owners.items()):
+    for guest, direction, ownership in owners:
         own = attribute(captured, ownership, guest)
         if not own.capture.connections:
             continue  # its QEMU held a socket on the ports that carried nothing (a listener's peer)
         leg = decide(topology, own.capture, migration, None, expectation, require_coverage=False, totals=captured)
-        # An incoming QEMU listens on the migration port: its end of the connection is the server.
-        inbound = any(in_ranges(f.local_port, captured.ports) for f in ownership.flows)
         out.append(
             MigrationSeen(
                 domain=guest,
-                direction="inbound" if inbound else "outbound",
+                direction=direction,
                 verdict=leg.verdict,
                 observed_interface=leg.observed_interface,
                 observed_path=leg.observed_path,
@@ -55,15 +58,24 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=lambda v: exit_code_for(v, MigrationStatus.COMPLETED))
 
 
-def by_domain(flows: tuple[OwnedFlow, ...]) -> dict[str, Ownership]:
-    """One Ownership per guest whose QEMU held a connection: its flows, and everyone else's."""
-    guests = sorted({f.owner[len("qemu (") : -1] for f in flows if f.role == "migration"})
-    out = {}
-    for guest in guests:
-        owner = f"qemu ({guest})"
-        mine = tuple(f for f in flows if f.owner == owner)
-        pid = mine[0].pid if mine else None
-        out[guest] = Ownership(pid, owner, mine, tuple(f for f in flows if f.owner != owner), None, 0)
+def direction_of(flow: OwnedFlow, ports: tuple[tuple[int, int], ...]) -> str:
+    """An incoming QEMU listens on the migration port: its end of the connection is the server."""
+    return "inbound" if in_ranges(flow.local_port, ports) else "outbound"
+
+
+def by_domain(flows: tuple[OwnedFlow, ...], ports: tuple[tuple[int, int], ...]) -> list[tuple[str, str, Ownership]]:
+    """One (guest, direction, Ownership) per migration, i.e. per guest, QEMU process and way, in
+    that order: that QEMU's flows, and everyone else's as foreign."""
+    groups: dict[tuple[str, str, int], list[OwnedFlow]] = {}
+    for f in flows:
+        if f.role == "migration":
+            guest = f.owner[len("qemu (") : -1]
+            groups.setdefault((guest, direction_of(f, ports), f.pid or 0), []).append(f)
+    out = []
+    for (guest, direction, pid), group in sorted(groups.items()):
+        mine = tuple(group)
+        others = tuple(f for f in flows if f not in group)
+        out.append((guest, direction, Ownership(pid or None, f"qemu ({guest})", mine, others, None, 0)))
     return out
 
 
