@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 from conftest import VP, guest_home, in_node, lab_up, verify_path, virsh
+from scapy.layers.inet import TCP
+from scapy.layers.l2 import Ether
+
+from verifier.capture import readers
+from verifier.capture.frames import header_length
 
 pytestmark = pytest.mark.lab
 
@@ -66,6 +71,20 @@ def _check_run_dir(report: dict[str, Any]) -> None:
         assert abs(tshark_bytes - ours) <= 0.01 * max(ours, 1), (iface["name"], tshark_bytes, ours)
 
 
+def _check_sampled_pcaps(report: dict[str, Any]) -> None:
+    """The default capture's evidence, written by the eBPF program: headers only (no guest memory),
+    private, the migration connection's handshake on san0, and a sample, not the stream."""
+    assert (report["capture"]["engine"], report["capture"]["pcaps"]) == ("ebpf", "sampled"), report["capture"]
+    san0 = _iface(report, "san0")
+    assert stat.S_IMODE(os.stat(san0["pcap"]).st_mode) == 0o600
+    linktype, records = readers.read_pcap(Path(san0["pcap"]))
+    frames = list(records)
+    assert all(len(data) == header_length(data, linktype) for _ts, data, _orig in frames)
+    tcp = [Ether(data)[TCP] for _ts, data, _orig in frames if TCP in Ether(data)]
+    assert any(t.flags.S and not t.flags.A and 49152 <= t.dport <= 49215 for t in tcp)
+    assert 3 <= len(frames) < san0["packets"] / 10, (len(frames), san0["packets"])
+
+
 @pytest.mark.parametrize("route", [["--via", "san0"], ["--migrate-uri", "tcp://node2-san"]])
 def test_fixed_path_takes_san0_and_passes(lab: None, tmp_path: Path, route: list[str]) -> None:
     code, report, err = verify_path(
@@ -90,6 +109,7 @@ def test_migration_host_on_destination_needs_no_options(lab: None, tmp_path: Pat
     assert report["prediction"]["interface"] == "san0"
     assert any("migration_host" in r["detail"] for r in report["prediction"]["reasons"])
     _coverage_ok(report)
+    _check_sampled_pcaps(report)
     guest_home()
     lab_up()  # back to the default lab for the next tests
 

@@ -183,52 +183,69 @@ static int tick(void *map, __u32 *key, struct vp_clock *clk)
 	return 0;
 }
 
+// The rare paths below are global functions: the verifier checks each once, on its own, instead
+// of once per state of the parser that reaches it (inlined, they tripled the object's load time,
+// 0.045 -> 0.16 s of CPU).
+
+// Arm the clock's timer; only the first init succeeds (-EBUSY after): one timer, whichever CPU's
+// frame came first.
+__attribute__((noinline)) int arm_clock(void)
+{
+	__u32 zero = 0;
+	struct vp_clock *clk = bpf_map_lookup_elem(&clock, &zero);
+	if (clk && bpf_timer_init(&clk->timer, &clock, CLOCK_MONOTONIC) == 0) {
+		bpf_timer_set_callback(&clk->timer, tick);
+		bpf_timer_start(&clk->timer, 0, 0);
+	}
+	return 0;
+}
+
 // The tenth a frame counts in: the timer's, or (before it first fired) the clock's, arming it.
 static __always_inline __u64 current_tenth(const struct vp_config *cfg)
 {
 	__u64 t = vp_tenth_plus1;
 	if (t)
 		return t - 1;
-	__u32 zero = 0;
-	struct vp_clock *clk = bpf_map_lookup_elem(&clock, &zero);
-	// Only the first init succeeds (-EBUSY after): one timer, whichever CPU's frame came first.
-	if (clk && bpf_timer_init(&clk->timer, &clock, CLOCK_MONOTONIC) == 0) {
-		bpf_timer_set_callback(&clk->timer, tick);
-		bpf_timer_start(&clk->timer, 0, 0);
-	}
+	arm_clock();
 	return tenth_at(cfg, bpf_ktime_get_ns());
 }
 
 // One evidence record: the frame's headers (CAP bytes from its start), its length and way.
-static __always_inline void keep_evidence(struct __sk_buff *skb, __u32 ifindex, __u32 dir, __u32 len, __u32 vlan,
-					  __u32 cap)
+__attribute__((noinline)) int keep_evidence(struct __sk_buff *skb, __u32 dir, __u32 cap)
 {
+	if (!skb)
+		return 0;
+	__u32 len = skb->len;
+	__u32 vlan = skb->vlan_present;
+	__u32 ifindex = skb->ifindex;
 	if (cap > len)
-		return;
+		return 0;
 	__u64 ts = bpf_ktime_get_ns();
 	struct vp_evidence *e = bpf_ringbuf_reserve(&evidence, sizeof(*e), 0);
 	if (!e) {
 		bump(ST_EVIDENCE_LOST);
-		return;
+		return 0;
 	}
-	if (cap > EVIDENCE_BYTES)
-		cap = EVIDENCE_BYTES;  // longer headers (IPv6 extension headers) are cut, never the payload kept
-	// Hide the clamped value from clang, then bound it where the helper takes it: the verifier
-	// needs the length it sees to be 1..EVIDENCE_BYTES, and clang would pass an unclamped copy.
-	asm volatile("" : "+r"(cap));
-	if (cap == 0 || cap > EVIDENCE_BYTES || bpf_skb_load_bytes(skb, 0, e->data, cap)) {
+	// Longer headers (IPv6 extension headers) are cut, never the payload kept. 64 bits, hidden
+	// from clang, bounded where the helper takes it: the verifier needs the length it sees to be
+	// 1..EVIDENCE_BYTES, and clang would test a zero-extended copy of a 32-bit value and pass
+	// the original.
+	__u64 n = cap > EVIDENCE_BYTES ? EVIDENCE_BYTES : cap;
+	asm volatile("" : "+r"(n));
+	if (n == 0 || n > EVIDENCE_BYTES || bpf_skb_load_bytes(skb, 0, e->data, n)) {
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
-		return;
+		return 0;
 	}
 	e->ts_ns = ts;
 	e->ifindex = ifindex;
 	e->len = len + (vlan ? 4 : 0);
-	e->caplen = cap;
+	e->caplen = n;
 	e->dir = dir;
 	e->vlan = vlan ? 1 : 0;
 	e->vlan_proto = skb->vlan_proto;
 	e->vlan_tci = skb->vlan_tci;
 	bpf_ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
 }
 
 static __always_inline int watched(const struct vp_config *cfg, __u16 port)
@@ -421,7 +438,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 	}
 	b->bytes += wire;
 	if (keep && is_tc)
-		keep_evidence(skb, ifindex, dir, len, vlan, off + ihl + thl);
+		keep_evidence(skb, dir, off + ihl + thl);
 }
 
 SEC("tc")
