@@ -75,6 +75,15 @@ def test_the_table_keeps_the_readme_columns_and_names_the_engine() -> None:
     assert "not measured (needs --lab)" in text
 
 
+def test_the_throughput_ratio_is_the_median_of_alternating_pairs() -> None:
+    run = _run()
+    # Drift: the machine got faster during the case; each pair compares like with like.
+    run["overhead"]["iperf_default_pairs_gbit_s"] = [[20.0, 19.6], [30.0, 27.0], [40.0, 39.6]]
+    assert table.overhead_ratios(run["overhead"])["default"] == pytest.approx(0.98)
+    assert "median of 3 unwatched/watched pairs: 0.980, 0.900, 0.990" in table.run_table(run)
+    assert table.overhead_ratios(_run()["overhead"])["default"] == pytest.approx(0.98)  # older results: one run
+
+
 def test_targets_hold_only_when_every_run_meets_them() -> None:
     good, bad = _run(), _run()
     bad["accuracy"] = [
