@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from verifier.owners import (
     owner_of_inode,
     socket_inodes,
 )
+from verifier.owners.pacing import Pacer
 from verifier.sockdiag import TcpSocket, TcpSocketLister, tcp_sockets
 
 LO = "127.0.0.1"
@@ -490,3 +492,29 @@ def test_sampler_without_ports_keeps_all_qemu_connections(spawn: Spawn, server: 
         ownership = OwnershipSampler("fakevm", [tmp_path]).stop()  # no pid file: found by scan
     assert [(f.local_port, f.remote_port) for f in ownership.flows] == [(child_port, port(server))]
     assert ownership.foreign == ()
+
+
+@pytest.mark.parametrize("settled", [True, None])
+def test_a_settled_look_skips_the_fast_looks_after_a_wake_up(settled: bool | None) -> None:
+    """DomainsSampler: a dump that finds every owner settled needs no fast re-looks (each costs a
+    dump); an unsettled one (a socket in libvirtd's hands) gets them for FAST_FOR seconds."""
+    looks: list[bool] = []
+
+    def look(woken: bool) -> bool | None:
+        looks.append(woken)
+        return settled
+
+    pacer = Pacer(interval=0.01, idle_interval=30.0)
+    pacer.woken_mode = True
+    thread = threading.Thread(target=pacer.run, args=(look, lambda: None))
+    thread.start()
+    time.sleep(0.05)
+    pacer.wake()
+    time.sleep(0.3)
+    pacer.stop()
+    thread.join()
+    assert looks[:2] == [False, True]  # the first look, then the wake-up's
+    if settled:
+        assert len(looks) == 2  # nothing after it until stop()
+    else:
+        assert len(looks) > 10

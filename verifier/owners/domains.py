@@ -65,7 +65,10 @@ class DomainsSampler:
         finally:
             self._list.close()
 
-    def _sample(self) -> None:
+    def _sample(self) -> bool:
+        """One dump; True when every connection's owner is settled (none is in libvirtd's hands
+        alone, waiting for QEMU to take it): the pacer then skips the fast looks after a wake-up,
+        each a socket dump (about 5 ms through pyroute2), for a migration that needs none."""
         try:
             sockets = self._list(self._ports)
             index: ProcessIndex | None = None
@@ -84,6 +87,8 @@ class DomainsSampler:
                 )
         except Exception as exc:  # the thread boundary: a lost sampler must not fail silently
             self.problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
+            return False
+        return all(self._settled(key) for key in self._flows)
 
     def _settled(self, key: tuple[str, int, str, int]) -> bool:
         flow = self._flows.get(key)

@@ -33,15 +33,18 @@ class Pacer:
         self._stopping = True
         self._poke.set()
 
-    def run(self, look: Callable[[bool], None], finish: Callable[[], None]) -> None:
-        """The thread's body: LOOK(woken) until stop(), then FINISH() (whatever happened)."""
+    def run(self, look: Callable[[bool], bool | None], finish: Callable[[], None]) -> None:
+        """The thread's body: LOOK(woken) until stop(), then FINISH() (whatever happened). A look
+        that returns True found everything settled: no fast looks after it, even after a wake-up."""
         try:
             fast_until = float("-inf")
             while not self._stopping:
                 woken, self._wake_pending = self._wake_pending, False
-                look(woken)
+                settled = look(woken)
                 now = time.monotonic()
-                if woken:
+                if settled:
+                    fast_until = float("-inf")
+                elif woken:
                     fast_until = now + FAST_FOR
                 fast = not self.woken_mode or now < fast_until
                 self._poke.wait(self.interval if fast else self.idle_interval)
