@@ -120,17 +120,19 @@ def main(argv: list[str] | None = None) -> int:
 
     from verifier.owners import OwnershipSampler
 
-    choice = engines.choose(None if args.engine == "default" else "ring")
-    stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
-    standin = _standin_qemu() if args.owners else None
+    standin = _standin_qemu() if args.owners else None  # the bench's prop: not in our CPU window
     run_dir = tempfile.TemporaryDirectory(prefix="vpbench-run-")
     if standin is not None:
         (Path(run_dir.name) / "qemu").mkdir()
         (Path(run_dir.name) / "qemu" / f"{STANDIN_VM}.pid").write_text(f"{standin.pid}\n")
+    # From here: choose() loads the eBPF object once (and the capture takes that object), the one
+    # load a verify-path run pays.
+    cpu0 = os.times()
+    choice = engines.choose(None if args.engine == "default" else "ring")
+    stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
     sampler = OwnershipSampler(STANDIN_VM, [Path(run_dir.name)], ports=ports) if args.owners else None
     ownership = None
     try:
-        cpu0 = os.times()
         capture = engines.make(choice, args.interfaces.split(","), ports, args.out, rcvbuf=DEFAULT_RCVBUF)
         capture.start()
         if sampler is not None:  # as the pipeline does: woken by the capture when it can

@@ -44,9 +44,9 @@ def choose(requested: str | None) -> EngineChoice:
     """REQUESTED: "ebpf" (fail when it cannot load), "ring", or None (eBPF when it can)."""
     if requested == "ring":
         return EngineChoice("ring", "--engine ring")
-    from verifier.capture.ebpf import engine
+    from verifier.capture.ebpf import objects
 
-    why = engine.available()
+    why = objects.available(keep=True)  # the capture then takes the loaded object
     if why is None:
         return EngineChoice("ebpf")
     if requested == "ebpf":

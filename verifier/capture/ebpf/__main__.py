@@ -21,7 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from verifier.capture.ebpf import loader
-from verifier.capture.ebpf.engine import EbpfCapture, available
+from verifier.capture.ebpf.engine import EbpfCapture
+from verifier.capture.ebpf.objects import available
 
 
 def _range(text: str) -> tuple[int, int]:

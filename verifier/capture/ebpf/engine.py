@@ -28,9 +28,7 @@ output directory the same thread drains the programs' evidence records into head
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
-import platform
 import select
 import socket
 import struct
@@ -41,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier.capture.counting import Counter, PortRanges
-from verifier.capture.ebpf import loader
+from verifier.capture.ebpf import loader, objects
 from verifier.capture.ebpf.build import OBJECT
 from verifier.capture.ebpf.decode import (
     CONFIG,
@@ -59,7 +57,6 @@ from verifier.capture.live import bpf_filter, read_counters
 from verifier.errors import EnvironmentProblem
 from verifier.model import CaptureResult
 
-PROGRAMS = ["vp_ingress", "vp_egress"]
 READ_EVERY = 1.0  # seconds between reads of the bin rings: well inside the 3.2 s they hold
 # The `stats` array of count.bpf.c, in order: what each count of lost frames means.
 STATS = (
@@ -67,35 +64,6 @@ STATS = (
     "eBPF evidence ring full: {} frames missing from the sampled pcaps (the counts are complete)",
 )
 EVIDENCE_LOST = 1  # ST_EVIDENCE_LOST
-
-
-def _kernel_version() -> tuple[int, int]:
-    parts = platform.release().split(".")
-    try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return (0, 0)
-
-
-def available(obj: Path = OBJECT) -> str | None:
-    """None when this engine can run here, else why not (then fall back to the ring engine)."""
-    if _kernel_version() < (6, 6):
-        return f"kernel {platform.release()} has no tcx hooks (needs 6.6)"
-    if not obj.exists():
-        return f"{obj} is missing (make install builds it: python -m verifier.capture.ebpf.build)"
-    try:
-        loader.BpfObject(obj, PROGRAMS).close()  # the verifier's own answer, under its own rules
-    except loader.BpfError as exc:
-        if exc.errno == errno.EPERM:
-            lockdown = Path("/sys/kernel/security/lockdown")
-            mode = lockdown.read_text().strip() if lockdown.exists() else ""
-            if "[confidentiality]" in mode or "[integrity]" in mode:
-                return f"kernel lockdown forbids eBPF here ({mode})"
-            return "loading eBPF needs CAP_BPF and CAP_NET_ADMIN (root)"
-        return f"the eBPF counter does not load: {exc.strerror or exc}"
-    except OSError as exc:  # libbpf.so.1 missing
-        return f"libbpf is not usable: {exc}"
-    return None
 
 
 class EbpfCapture:
@@ -127,7 +95,7 @@ class EbpfCapture:
 
     def start(self) -> None:
         try:
-            self._obj = loader.BpfObject(self._objpath, PROGRAMS)
+            self._obj = objects.take(self._objpath)
             self._ncpu = loader.possible_cpus()
             self.t0 = time.time()
             config = CONFIG.pack(len(self.ports), time.monotonic_ns(), *port_bitmap(self.ports))  # ktime's clock
