@@ -1,7 +1,7 @@
 """`make bench`: the capture engines measured side by side with tcpdump and iperf3 in one run.
 
 Both engines are measured, each against tcpdump on the same traffic at the same time: the one
-verify-path uses by default (eBPF counting plus the sampled evidence ring, engines.make) and the
+verify-path uses by default (eBPF counting with its own sampled evidence pcaps, engines.make) and the
 TPACKET_V3 ring engine alone, for comparison with earlier tables. Every figure is a ratio against
 a reference measured in the same run on the same machine: bytes ours / tcpdump, payload ours /
 iperf3 sent, drops, CPU per GB ours / tcpdump, iperf3 throughput with capture / without; with
