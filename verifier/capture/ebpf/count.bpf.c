@@ -132,8 +132,9 @@ struct {
 } evidence SEC(".maps");
 
 // The tenth of a second now, kept by a timer that fires at each tenth's start: one load per
-// frame, where bpf_ktime_get_ns() and a division cost a third of the program's run time (make
-// bench: 217-229 ns per run with them, 144-175 without). The first frame arms the timer.
+// frame, where bpf_ktime_get_ns() and a division cost about a quarter of the program's run time
+// (variants of this file, iperf3 over the bench's san0, kernel.bpf_stats_enabled: 217-229 ns per
+// run with them, 144-175 without). The first frame arms the timer.
 struct vp_clock {
 	struct bpf_timer timer;
 };
