@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from typing import Any
 
 from verifier.capture.engines import Combined
@@ -48,3 +50,12 @@ def test_no_evidence_drops_no_problem() -> None:
     fake: Any = _Stopped(_result(InterfaceCount("san0", pcap="san0.pcap")), sample=1024)
     out = Combined(_Stopped(counted), fake).stop(0)  # type: ignore[arg-type]
     assert out.problems == ("eBPF flow table full: 3 frames not counted",)
+
+
+def test_without_an_evidence_ring_the_counter_result_is_returned_as_is() -> None:
+    """The default capture: the eBPF program wrote the sampled pcaps itself; nothing to merge."""
+    own = replace(_result(InterfaceCount("san0", bytes_tx=80, pcap="san0.pcap")), engine="ebpf", pcaps="sampled")
+    fake: Any = _Stopped(own)
+    started = threading.active_count()
+    assert Combined(fake, None).stop() is own
+    assert threading.active_count() == started and not any(t.name == "evidence-stop" for t in threading.enumerate())

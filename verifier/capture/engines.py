@@ -54,9 +54,6 @@ def choose(requested: str | None) -> EngineChoice:
     return EngineChoice("ring", f"eBPF unavailable ({why}): the ring engine counted")
 
 
-_NOTHING = CaptureResult((), (), (), 0.0, 0.0, 0, "")  # no evidence ring was running
-
-
 class Combined:
     """eBPF counts; a sampled ring writes the evidence pcaps."""
 
@@ -82,14 +79,16 @@ class Combined:
     def stop(self, drain_s: float = 0.05) -> CaptureResult:
         """DRAIN_S: the eBPF programs count each frame as it passes, so a short wait is enough for
         the last ACKs (the ring engine alone needs its reader to catch up, and waits longer)."""
+        ring = self._evidence
+        if ring is None:
+            return self._counter.stop(drain_s)  # the eBPF program's own evidence pcaps, if any
         # Both at once: each spends its time waiting for the kernel (the links' and the packet
         # sockets' release each wait for an RCU grace period), and the verdict waits for both.
         stopped: list[CaptureResult | BaseException] = []
-        ring = self._evidence
 
         def stop_evidence() -> None:
             try:
-                stopped.append(ring.stop(0.0) if ring is not None else _NOTHING)
+                stopped.append(ring.stop(0.0))
             except BaseException as exc:  # re-raised below, in the caller's thread
                 stopped.append(exc)
 
@@ -102,11 +101,9 @@ class Combined:
         evidence = stopped[0]
         if isinstance(evidence, BaseException):
             raise evidence
-        if evidence is _NOTHING:
-            return counted  # the eBPF program's own evidence pcaps, if it wrote any
         pcaps = {i.name: i.pcap for i in evidence.interfaces if i.pcap}
         ifaces = tuple(replace(i, pcap=pcaps.get(i.name)) for i in counted.interfaces)
-        sampled = "sampled" if self._evidence and self._evidence.sample else "every frame"
+        sampled = "sampled" if ring.sample else "every frame"
         # The evidence ring's own drops: its pcaps lack frames, the kernel's counts do not.
         lost = tuple(
             f"evidence ring on {i.name} dropped {i.drops} frames: its pcap is incomplete (the eBPF counts are not)"
