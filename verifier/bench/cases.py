@@ -104,6 +104,20 @@ def _throughput(seconds: float) -> float:
     return iperf(CLIENT, SERVER, streams_on(["san0"]), seconds)[0]["bps"]
 
 
+def _watched_throughput(engine: str, seconds: float, out: Path) -> tuple[float, str]:
+    """iperf3's throughput over san0 while ENGINE captures both links (the default one samples
+    ownership too, as verify-path does); and which engine counted."""
+    ours = Sniffer(CLIENT, engine, ["san0", "san1"], out, owners=engine == "default")
+    try:
+        watched = _throughput(seconds)
+    except BaseException:
+        ours.kill()
+        raise
+    counted_by = str(ours.result()["engine"])
+    shutil.rmtree(out, ignore_errors=True)
+    return watched, counted_by
+
+
 def overhead_case(seconds: float, tmp: Path, pairs: int = PAIRS) -> dict[str, Any]:
     """iperf3 over san0 alone, under each engine (on both links, as verify-path arms them), under tcpdump.
 
@@ -117,23 +131,9 @@ def overhead_case(seconds: float, tmp: Path, pairs: int = PAIRS) -> dict[str, An
     counted_by = ""
     for n in range(pairs):
         alone = _throughput(seconds)
-        ours = Sniffer(CLIENT, "default", ["san0", "san1"], tmp / f"overhead-default-{n}", owners=True)
-        try:
-            watched = _throughput(seconds)
-        except BaseException:
-            ours.kill()
-            raise
-        counted_by = ours.result()["engine"]
-        shutil.rmtree(tmp / f"overhead-default-{n}", ignore_errors=True)
+        watched, counted_by = _watched_throughput("default", seconds, tmp / f"overhead-default-{n}")
         paired.append((alone, watched))
-    ring = Sniffer(CLIENT, "ring", ["san0", "san1"], tmp / "overhead-ring", owners=False)
-    try:
-        under_ring = _throughput(seconds)
-    except BaseException:
-        ring.kill()
-        raise
-    ring.result()
-    shutil.rmtree(tmp / "overhead-ring", ignore_errors=True)
+    under_ring, _ = _watched_throughput("ring", seconds, tmp / "overhead-ring")
     dump = Tcpdump(CLIENT, "san0", tmp / "overhead-tcpdump.pcap")
     try:
         dumped = _throughput(seconds)
