@@ -89,11 +89,7 @@ def find_qemu_pid(vm: str, run_dirs: Sequence[Path], proc: Path = PROC, scan: bo
     /proc scan."""
     netns = netns_of(proc, "self")
     for run_dir in run_dirs:
-        try:  # open(), not _read(): a sampler looks for a pid file that is not there yet many times
-            with open(f"{run_dir}/qemu/{vm}.pid") as f:
-                text = f.read().strip()
-        except (OSError, UnicodeDecodeError):
-            continue
+        text = _read(f"{run_dir}/qemu/{vm}.pid") or ""
         # A stale pid file can name a recycled pid, so the command line has the last word.
         if text.isdigit() and is_guest_qemu(proc, int(text), vm, netns):
             return int(text)
