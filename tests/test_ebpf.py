@@ -212,15 +212,17 @@ def test_evidence_pcap_is_headers_only_and_bounded(pair: list[subprocess.Popen[b
     frames = list(records)
     conns = {(c["client_port"], c["server_port"]) for c in result["ebpf"]["connections"]}
     syns: set[tuple[int, int]] = set()
-    fins: set[tuple[int, int]] = set()
+    ends: set[tuple[int, int]] = set()
     for ts, data, orig in frames:
         assert len(data) == header_length(data, linktype) <= orig  # headers only; the frame's length kept
         assert started <= ts <= time.time()
         tcp = IP(data[14:])[TCP]
         assert WATCHED in (tcp.sport, tcp.dport)  # nothing from the unwatched port
         key = (tcp.sport, tcp.dport) if tcp.dport == WATCHED else (tcp.dport, tcp.sport)
-        (syns if tcp.flags.S else fins if tcp.flags.F else set()).add(key)
-    assert syns == conns and fins == conns  # every connection's start and end
+        # A connection ends with a FIN or, when the server closes with data unread (iperf3's data
+        # connection does in about 1 run in 6, no FIN at all), with an RST.
+        (syns if tcp.flags.S else ends if tcp.flags.F or tcp.flags.R else set()).add(key)
+    assert syns == conns and ends == conns  # every connection's start and end
     # Bounded: per connection, way and CPU, the first frames plus one per tenth (and SYN/FIN).
     cpus = os.cpu_count() or 1
     bound = len(conns) * 2 * cpus * (4 + int(seconds * 10) + 1 + 2)
