@@ -19,6 +19,7 @@ from verifier.capture.counting import in_ranges
 from verifier.model import OwnedFlow, Ownership
 from verifier.owners.pacing import Pacer
 from verifier.owners.processes import (
+    LIBVIRT_DAEMONS,
     PROC,
     PortRanges,
     Process,
@@ -52,11 +53,12 @@ class OwnershipSampler:
 
     Cheap by design, so that watching does not cost what it measures: each look only reads QEMU's
     descriptor table (/proc/PID/fd, about 0.2 ms), every `interval`, or with a capture that
-    announces new connections (start(woken=True)) every `idle_interval` and at once on wake(); the
-    socket table is dumped through sock_diag (1-3 ms: the kernel walks its whole TCP hash) on a
-    wake-up, when QEMU holds a socket no dump has shown yet, and every `dump_every` seconds. A QEMU
-    connection opened and closed between two looks is missed; another program's connection that
-    lives less than `dump_every` and was not announced may be listed without its owner.
+    announces new connections (start(woken=True)) every `idle_interval`, at once on wake() and fast
+    after it only while a connection's owner is unsettled; the socket table is dumped through
+    sock_diag (about 1 ms: the kernel walks its whole TCP hash) on a wake-up, when QEMU holds a
+    socket no dump has shown yet, and every `dump_every` seconds. A QEMU connection opened and
+    closed between two looks is missed; another program's connection that lives less than
+    `dump_every` and was not announced may be listed without its owner.
     """
 
     def __init__(
@@ -68,7 +70,9 @@ class OwnershipSampler:
         interval: float = 0.05,
         ports: PortRanges | None = None,
         dump_every: float = 5.0,
-        idle_interval: float = 1.0,
+        # Between wake-ups a look only follows QEMU's pid (a wake-up's look finds it too) and a
+        # socket of QEMU's no wake-up announced (each connection announces its first payload).
+        idle_interval: float = 3.0,
     ) -> None:
         self._vm = vm
         self._run_dirs = tuple(Path(d) for d in run_dirs)
@@ -186,16 +190,19 @@ class OwnershipSampler:
             everything = self._all_sockets()  # the first foreign flow came with the last look
         return tuple(sorted({s.local_port for s in everything or ()}))
 
-    def sample(self, dump: bool = False, given: Sequence[TcpSocket] | None = None) -> None:
+    def sample(self, dump: bool = False, given: Sequence[TcpSocket] | None = None) -> bool:
         """One look (a socket dump when due, or with DUMP; GIVEN: a dump of every socket made
-        already, used instead); never raises, because a lost sampler thread would fail silently."""
+        already, used instead); never raises, because a lost sampler thread would fail silently.
+        True when the look dumped and found every connection on the ports settled (see _sample)."""
         started = time.thread_time()
         self._samples += 1
+        settled = False
         try:
-            self._sample(dump, given)
+            settled = self._sample(dump, given)
         except Exception as exc:  # the thread boundary: the error becomes the `problem` text
             self._problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
         self._cpu_s += time.thread_time() - started
+        return settled
 
     def _in_ports(self, sock: TcpSocket) -> bool:
         ports = self._ports or ()
@@ -215,7 +222,12 @@ class OwnershipSampler:
         self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc, scan=scan)
         return self._pid
 
-    def _sample(self, dump: bool, given: Sequence[TcpSocket] | None = None) -> None:
+    def _sample(self, dump: bool, given: Sequence[TcpSocket] | None = None) -> bool:
+        """One look. True when it dumped the socket table and every connection on the ports there
+        has its final owner: QEMU found, none waiting in an accept queue (no inode yet: the
+        incoming QEMU takes it a moment later), none held by a libvirt daemon (which may pass it
+        to QEMU) or by no process found. The pacer then skips the fast looks after a wake-up: on a
+        busy host most announced connections are another program's, named by that one dump."""
         now = time.monotonic()
         due = dump or now - self._last_dump >= self._dump_every
         if self._pid is not None and not socket_inodes_readable(self._pid, self._proc):
@@ -238,7 +250,7 @@ class OwnershipSampler:
                 self._problem = f"cannot read {self._proc}/{pid}/fd ({exc.strerror}): run as root"
         new = own - self._dumped
         if not (due or new):
-            return
+            return False
         self._last_dump = now
         self._dumps += 1
         if given is None:
@@ -253,6 +265,7 @@ class OwnershipSampler:
             self._tries[inode] = self._tries.get(inode, 0) + 1
         self._dumped |= {i for i in own if i in listed or self._tries.get(i, 0) >= RETRIES}
         index: ProcessIndex | None = None
+        settled = pid is not None
         for s in sockets:
             key = (s.local, s.local_port, s.remote, s.remote_port)
             if s.inode in own:
@@ -261,7 +274,7 @@ class OwnershipSampler:
                 if s.state != "LISTEN" and (self._ports is None or self._in_ports(s)):
                     self._flows.setdefault(key, _flow(s, pid, f"qemu ({self._vm})", "migration"))
                 continue
-            if key in self._foreign or not self._in_ports(s):
+            if not self._in_ports(s):
                 continue
             if s.inode and s.inode not in self._known:
                 # The /proc-wide walk is the costly part: at most once per dump, and only for an
@@ -269,8 +282,21 @@ class OwnershipSampler:
                 index = index or ProcessIndex(self._proc, self.netns_of)
                 self._known[s.inode] = index.process(s.inode)
             process = self._known.get(s.inode)
-            owner = process.owner if process is not None else "unknown"
-            self._foreign[key] = _flow(s, process.pid if process is not None else None, owner, "foreign")
+            settled = settled and _final(s, process)
+            if key not in self._foreign:
+                owner = process.owner if process is not None else "unknown"
+                self._foreign[key] = _flow(s, process.pid if process is not None else None, owner, "foreign")
+        return settled
+
+
+def _final(s: TcpSocket, process: Process | None) -> bool:
+    """Whether S, not QEMU's, keeps the owner it has: one waiting in an accept queue (established,
+    no inode yet) is the incoming QEMU's a moment later, one a libvirt daemon holds may be passed to
+    QEMU, one whose process was not found may be one QEMU received; an orphan (no inode, closing)
+    stays nobody's."""
+    if not s.inode:
+        return s.state != "ESTABLISHED"
+    return process is not None and process.name not in LIBVIRT_DAEMONS
 
 
 def _flow(s: TcpSocket, pid: int | None, owner: str, role: str) -> OwnedFlow:
