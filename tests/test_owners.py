@@ -6,6 +6,7 @@ Runs as an ordinary user, without the lab: the "QEMU" is a Python child whose ar
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -211,6 +212,19 @@ def test_kernel_port_filter_returns_exactly_the_sockets_in_range(server: socket.
         assert tcp_sockets([]) == ()
         with TcpSocketLister() as lister:
             assert set(lister([(p, p)])) == {s for s in lister() if p in (s.local_port, s.remote_port)}
+
+
+def test_a_request_the_kernel_refuses_raises_with_its_errno(server: socket.socket) -> None:
+    with TcpSocketLister() as lister:
+        assert lister([(1, 2)]) == ()  # encodes and keeps the request for this filter
+        bad = lister._requests[((1, 2),)]
+        bytecode_at = 16 + 60 + 4  # netlink header, struct inet_diag_req, the attribute's header
+        bad[bytecode_at] = 0xFF  # no such bytecode op: the kernel's audit rejects the filter
+        with pytest.raises(OSError, match="sock_diag refused the request: EINVAL") as caught:
+            lister([(1, 2)])
+        assert caught.value.errno == errno.EINVAL
+        # The socket is still usable: the next dump works.
+        assert os.fstat(server.fileno()).st_ino in {s.inode for s in lister()}
 
 
 def test_ipv4_mapped_addresses_come_back_as_ipv4() -> None:
