@@ -45,7 +45,7 @@ def test_a_guest_dirtying_faster_than_the_lan_never_converges_there(busy_guest: 
     assert "timed out after 20 s" in report["migration"]["error"]
     assert Path(report["run_dir"], "run.json").exists()
     d = report["diagnosis"]
-    assert d["class"] == "not-converging" and d["converged"] is False
+    assert d["class"] == "not-converging" and d["converged"] is False, d  # the evidence, if not
     cap_bps = DIRTY["dirty_rate"] * MIB * 8
     assert d["dirty_rate_bps"] and 0.75 * cap_bps <= d["dirty_rate_bps"] <= 1.25 * cap_bps, d
     assert d["iterations"] >= 3
