@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from pyroute2.netlink import NETLINK_SOCK_DIAG, NLM_F_MATCH, NLM_F_REQUEST, NLM_F_ROOT, NLMSG_DONE, NLMSG_ERROR
-from pyroute2.netlink.diag import inet_addr_codec
+from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY, inet_addr_codec
 
-from verifier.model.ownership import canonical_ip
+from verifier.model.ownership import Endpoints, canonical_ip
 
 # Kernel TCP states (include/net/tcp_states.h); idiag_state carries these numbers.
 TCP_STATES = {
@@ -49,6 +49,11 @@ ALL_STATES = 0xFFF
 # this takes about 1 us.
 _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _DIAG_MSG = struct.Struct("=BBBB2s2s16s16sI8sIIIII")  # family, state, timer, retrans, id, ..., uid, inode
+# One connection's socket: struct inet_diag_req_v2 with the connection as its id (family,
+# protocol, extensions, pad, states, then sport, dport, src, dst, interface, cookie), sent
+# without NLM_F_DUMP: the kernel looks the socket up in its hash (inet_diag_find_one_icsk).
+_EXACT_REQ = struct.Struct("=BBBxI2s2s16s16sI8s")
+_NOCOOKIE = b"\xff" * 8  # INET_DIAG_NOCOOKIE in both words: any socket with this 4-tuple
 # inet_diag bytecode ops (linux/inet_diag.h): port comparisons against the next op's `no` field.
 _BC_JMP, _BC_S_GE, _BC_S_LE, _BC_D_GE, _BC_D_LE = 1, 2, 3, 4, 5
 
@@ -139,6 +144,17 @@ def _to_socket(payload: bytes | memoryview) -> TcpSocket:
     )
 
 
+def _error(payload: memoryview) -> int:
+    (code,) = struct.unpack_from("=i", payload)  # nlmsgerr.error, negative
+    return int(code)
+
+
+def _raise_refused(kind: int, payload: memoryview) -> None:
+    if kind == NLMSG_ERROR:
+        code = -_error(payload)
+        raise OSError(code, f"sock_diag refused the request: {errno.errorcode.get(code, code)}")
+
+
 class TcpSocketLister:
     """A sock_diag socket kept open across calls: a sampler lists sockets many times a second.
 
@@ -179,12 +195,54 @@ class TcpSocketLister:
             self._requests[key] = bytearray(req.data)
         return self._requests[key]
 
+    def lookup(self, conn: Endpoints) -> TcpSocket | None:
+        """The socket of one connection (CONN as this host holds it), found by the kernel's hash
+        lookup (about 30 us, where a dump walks the whole TCP table); None when this namespace has
+        none (a forwarded flow's, or closed)."""
+        local, local_port, remote, remote_port = conn
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        body = _EXACT_REQ.pack(
+            family,
+            socket.IPPROTO_TCP,
+            0,  # no extensions
+            ALL_STATES,
+            local_port.to_bytes(2, "big"),
+            remote_port.to_bytes(2, "big"),
+            socket.inet_pton(family, local).ljust(16, b"\0"),
+            socket.inet_pton(family, remote).ljust(16, b"\0"),
+            0,  # any interface
+            _NOCOOKIE,
+        )
+        self._seq += 1
+        header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, self._seq, 0)
+        self._sock.send(header + body)
+        for kind, payload in self._replies():
+            if kind == NLMSG_ERROR and _error(payload) == -errno.ENOENT:
+                return None
+            _raise_refused(kind, payload)
+            if kind != SOCK_DIAG_BY_FAMILY or len(payload) < _DIAG_MSG.size:
+                raise OSError(errno.EPROTO, f"sock_diag answered a lookup with a message of type {kind}")
+            found = _to_socket(payload)
+            # Without a socket for the 4-tuple the kernel's lookup falls back to a listener on the
+            # port: that is not this connection's socket.
+            return found if (found.local, found.local_port, found.remote, found.remote_port) == conn else None
+        raise AssertionError("unreachable: _replies() never ends")
+
     def _dump(self, ports: Sequence[tuple[int, int]] | None) -> Iterator[memoryview]:
         """Each socket's inet_diag_msg, as the kernel sends them, until the dump's end."""
         self._seq += 1
         request = self._request(ports)
         struct.pack_into("=I", request, 8, self._seq)  # nlmsghdr.nlmsg_seq
         self._sock.send(request)
+        for kind, payload in self._replies():
+            if kind == NLMSG_DONE:
+                return
+            _raise_refused(kind, payload)
+            if kind == TCPDIAG_GETSOCK and len(payload) >= _DIAG_MSG.size:
+                yield payload
+
+    def _replies(self) -> Iterator[tuple[int, memoryview]]:
+        """(type, payload) of each message answering the latest request, as they come; endless."""
         while True:
             data = memoryview(self._sock.recv(1 << 16))
             at = 0
@@ -194,15 +252,8 @@ class TcpSocketLister:
                     raise OSError(errno.EPROTO, f"sock_diag sent a netlink message of length {length}")
                 payload = data[at + _NLMSGHDR.size : at + length]
                 at += (length + 3) & ~3  # NLMSG_ALIGN
-                if seq != self._seq:
-                    continue  # an earlier dump's tail, left by an exception
-                if kind == NLMSG_DONE:
-                    return
-                if kind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", payload)  # nlmsgerr.error, negative
-                    raise OSError(-code, f"sock_diag refused the request: {errno.errorcode.get(-code, code)}")
-                if kind == TCPDIAG_GETSOCK and len(payload) >= _DIAG_MSG.size:
-                    yield payload
+                if seq == self._seq:  # else an earlier request's tail, left by an exception
+                    yield kind, payload
 
     def close(self) -> None:
         self._sock.close()
@@ -218,8 +269,8 @@ class TcpSocketLister:
 
 class ThreadLister:
     """A sampler's lister: the GIVEN one (tests pass fakes), used as is and never closed, or a
-    TcpSocketLister of its own, opened at the first call in the calling thread (pyroute2 keeps its
-    socket state per thread) and closed by close(), so each call costs one dump, not a socket."""
+    TcpSocketLister of its own, opened at the first call in the sampler's thread (one thread at a
+    time uses it) and closed by close(), so each call costs one dump, not a socket."""
 
     def __init__(self, given: ListSockets | None = None) -> None:
         self._given = given
@@ -228,9 +279,21 @@ class ThreadLister:
     def __call__(self, ports: Sequence[tuple[int, int]] | None = None) -> Sequence[TcpSocket]:
         if self._given is not None:
             return self._given(ports)
+        return self._lister()(ports)
+
+    def lookup(self, conns: Sequence[Endpoints]) -> Sequence[TcpSocket]:
+        """The sockets this namespace holds for CONNS, one hash lookup each (a GIVEN lister's
+        answer instead: its dump of every socket, filtered)."""
+        if self._given is not None:
+            wanted = set(conns)
+            return tuple(s for s in self._given(None) if (s.local, s.local_port, s.remote, s.remote_port) in wanted)
+        lister = self._lister()
+        return tuple(s for s in map(lister.lookup, dict.fromkeys(conns)) if s is not None)
+
+    def _lister(self) -> TcpSocketLister:
         if self._own is None:
             self._own = TcpSocketLister()
-        return self._own(ports)
+        return self._own
 
     def close(self) -> None:
         if self._own is not None:

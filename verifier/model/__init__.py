@@ -18,7 +18,7 @@ from verifier.model.enums import Attribution, Direction, MigrationStatus, Severi
 from verifier.model.findings import Expectation, Facts, Finding, MemberPick, PolicyRule, Prediction, Reason
 from verifier.model.migration import JobProgress, MigrationRequest, MigrationResult
 from verifier.model.network import BondInfo, Interface, Topology
-from verifier.model.ownership import FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
+from verifier.model.ownership import Endpoints, FlowKey, OwnedFlow, Ownership, canonical_ip, flow_key
 from verifier.model.plan import Plan
 from verifier.model.report import (
     CaptureInfo,
@@ -51,6 +51,7 @@ __all__ = [
     "Expectation",
     "Facts",
     "Finding",
+    "Endpoints",
     "FlowKey",
     "ForeignFlow",
     "Interface",

@@ -20,6 +20,9 @@ def canonical_ip(text: str) -> str:
 
 
 FlowKey = tuple[tuple[str, int], tuple[str, int]]
+# One connection as this host's socket sees it: local address, local port, remote address, remote
+# port (canonical_ip spellings), as a capture announces a new connection and sock_diag lists it.
+Endpoints = tuple[str, int, str, int]
 
 
 def flow_key(a_ip: str, a_port: int, b_ip: str, b_port: int) -> FlowKey:
