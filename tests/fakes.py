@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from verifier.hypervisor import ProgressFn, job_progress
 from verifier.jobs import Backends
 from verifier.model import (
     CaptureResult,
+    Endpoints,
     InterfaceCount,
     MigrationRequest,
     MigrationResult,
@@ -214,7 +215,7 @@ class ReplayCapture:
     def bytes_so_far(self) -> int:
         return 0
 
-    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+    def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
         return False  # a replay has no live flows to announce
 
     def stop(self, drain_s: float = 0.3) -> CaptureResult:
@@ -240,7 +241,7 @@ class RecordedOwners:
     def start(self, woken: bool = False) -> None:
         pass
 
-    def wake(self) -> None:
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None:
         pass
 
     def stop(self) -> Ownership:

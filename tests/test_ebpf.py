@@ -192,6 +192,9 @@ def test_equal_to_tcpdump(pair: list[subprocess.Popen[bytes]], tmp_path: Path, o
         payload[(c["server"], c["server_port"], c["client"], c["client_port"])] = c["payload_to_client"]
     assert {k: v for k, v in payload.items() if v} == {k: v for k, v in oracle["payload"].items() if v}
     assert all(c["server_port"] == WATCHED for c in result["ebpf"]["connections"])
+    # Each announcement names its connection as this host's socket holds it (the client's end).
+    conns = {(c["client"], c["client_port"], c["server"], c["server_port"]) for c in result["ebpf"]["connections"]}
+    assert {tuple(a) for a in result["announced"]} == conns
     # iperf3's control and data connections on the watched port announced themselves (their first
     # payload, once per way and CPU at most), the unwatched one did not: not a wake-up per frame.
     assert 1 <= result["new_flow_wakeups"] <= 2 * 2 * (os.cpu_count() or 1), result["new_flow_wakeups"]

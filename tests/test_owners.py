@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from verifier.model.ownership import canonical_ip, flow_key
+from verifier.model.ownership import Endpoints, canonical_ip, flow_key
 from verifier.owners import (
     OwnershipSampler,
     ProcessIndex,
@@ -225,6 +225,53 @@ def test_a_request_the_kernel_refuses_raises_with_its_errno(server: socket.socke
         assert caught.value.errno == errno.EINVAL
         # The socket is still usable: the next dump works.
         assert os.fstat(server.fileno()).st_ino in {s.inode for s in lister()}
+
+
+def test_a_lookup_finds_one_connection_s_socket_and_nothing_else(server: socket.socket) -> None:
+    """The kernel's hash lookup for one 4-tuple (what a named wake-up asks): the very socket, from
+    either end; nothing for a 4-tuple no socket has, though a listener holds its port."""
+    p = port(server)
+    with socket.create_connection((LO, p)) as client, server.accept()[0] as accepted, TcpSocketLister() as lister:
+        c = port(client)
+        mine = lister.lookup((LO, c, LO, p))
+        theirs = lister.lookup((LO, p, LO, c))
+        assert mine is not None and four(mine) == (LO, c, LO, p) and mine.state == "ESTABLISHED"
+        assert mine.inode == os.fstat(client.fileno()).st_ino
+        assert theirs is not None and theirs.inode == os.fstat(accepted.fileno()).st_ino
+        assert lister.lookup((LO, p, LO, c + 1 if c < 65535 else c - 1)) is None  # the listener is not it
+        assert lister.lookup(("203.0.113.9", 40000, "203.0.113.10", p)) is None
+        # A dual-stack socket's IPv4 connection is found by its IPv4 4-tuple.
+        v6 = socket.socket(socket.AF_INET6)
+        with v6:
+            v6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            v6.bind(("::", 0))
+            v6.listen()
+            with socket.create_connection((LO, v6.getsockname()[1])) as v4, v6.accept()[0] as mapped:
+                found = lister.lookup((LO, v6.getsockname()[1], LO, port(v4)))
+                assert found is not None and found.inode == os.fstat(mapped.fileno()).st_ino
+
+
+def test_a_wake_up_that_names_its_connections_looks_them_up_without_a_dump(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu = fake_qemu(spawn)
+    pid_file(tmp_path, "fakevm", qemu.pid)
+    ranges = [(port(server), port(server))]
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, idle_interval=60)
+    sampler.start(woken=True)
+    try:
+        local = int(qemu.ask(f"connect {port(server)}"))
+        with server.accept()[0]:
+            sampler.wake([(LO, local, LO, port(server))])  # as the eBPF engine names a new flow
+            time.sleep(0.3)
+            assert [k[1] for k in sampler._flows] == [local]
+            assert sampler._dumps == 0  # QEMU's new socket came with the lookup: no dump for it
+            assert sampler._samples == 2  # settled (QEMU's own): no fast looks after the wake-up
+            ownership = sampler.stop()
+    finally:
+        sampler.stop()
+    assert ownership.dumps == 1  # the last look's only
+    assert [(f.local_port, f.owner) for f in ownership.flows] == [(local, "qemu (fakevm)")]
 
 
 def test_ipv4_mapped_addresses_come_back_as_ipv4() -> None:
@@ -554,7 +601,7 @@ def test_a_settled_look_skips_the_fast_looks_after_a_wake_up(settled: bool | Non
     dump); an unsettled one (a socket in libvirtd's hands) gets them for FAST_FOR seconds."""
     looks: list[bool] = []
 
-    def look(woken: bool) -> bool | None:
+    def look(woken: bool, named: tuple[Endpoints, ...]) -> bool | None:
         looks.append(woken)
         return settled
 
@@ -572,3 +619,15 @@ def test_a_settled_look_skips_the_fast_looks_after_a_wake_up(settled: bool | Non
         assert len(looks) == 2  # nothing after it until stop()
     else:
         assert len(looks) > 10
+
+
+def test_wake_ups_hand_the_connections_they_name_to_the_next_look() -> None:
+    pacer = Pacer(interval=0.01, idle_interval=30.0)
+    a, b = (LO, 40000, LO, 49152), (LO, 40001, LO, 49152)
+    pacer.wake([a])
+    pacer.wake([b])
+    assert pacer._take() == (True, (a, b))  # the look asks for these two sockets only
+    assert pacer._take() == (False, ())
+    pacer.wake([a])
+    pacer.wake()  # a capture that names nothing (the ring engine's replay, a test)
+    assert pacer._take() == (True, ())  # then the look dumps the socket table

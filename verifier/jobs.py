@@ -5,7 +5,7 @@ Kept apart from the conductor so the CLI can build them without loading any stag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +15,7 @@ from verifier.destconf import DestConfigReader
 from verifier.hypervisor import HypervisorFactory
 from verifier.model import (
     CaptureResult,
+    Endpoints,
     Expectation,
     JobProgress,
     OwnedFlow,
@@ -34,8 +35,9 @@ class Capture(Protocol):
     def start(self) -> None: ...
     def stop(self, drain_s: float = 0.3) -> CaptureResult: ...
     def bytes_so_far(self) -> int: ...
-    def on_new_flow(self, callback: Callable[[], None]) -> bool:
-        """Call CALLBACK soon after a connection's first payload passes; False: never called."""
+    def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
+        """Call CALLBACK with the connections soon after their first payload passes; False: never
+        called."""
         ...
 
 
@@ -49,7 +51,7 @@ class OwnerSampler(Protocol):
         """WOKEN: the capture calls wake() on new flows, so the sampler may look less often."""
         ...
 
-    def wake(self) -> None: ...
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None: ...
     def stop(self) -> Ownership: ...
 
 
@@ -62,7 +64,7 @@ class DomainsSampler(Protocol):
     problem: str | None
 
     def start(self, woken: bool = False) -> None: ...
-    def wake(self) -> None: ...
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None: ...
     def stop(self) -> tuple[OwnedFlow, ...]: ...
 
 

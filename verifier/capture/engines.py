@@ -14,7 +14,7 @@ eBPF engine also keeps each stream's first bytes (its kind) in its maps. Where e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from verifier.capture.counting import PortRanges
 from verifier.capture.live import DEFAULT_RCVBUF, LiveCapture
 from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN
 from verifier.errors import EnvironmentProblem
-from verifier.model import CaptureResult
+from verifier.model import CaptureResult, Endpoints
 
 if TYPE_CHECKING:
     from verifier.capture.ebpf.engine import EbpfCapture
@@ -73,7 +73,7 @@ class Combined:
     def bytes_so_far(self) -> int:
         return self._counter.bytes_so_far()
 
-    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+    def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
         return self._counter.on_new_flow(callback)
 
     def stop(self, drain_s: float = 0.05) -> CaptureResult:

@@ -19,7 +19,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from verifier.capture.frames import LINKTYPE_ETHERNET, LINKTYPE_RAW, header_leng
 from verifier.capture.pcap import DEFAULT_SNAPLEN, FULL_SNAPLEN, PcapWriter
 from verifier.capture.ring import SO_ATTACH_FILTER, Ring, truncating_filter
 from verifier.errors import EnvironmentProblem
-from verifier.model import CaptureResult
+from verifier.model import CaptureResult, Endpoints
 
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
@@ -159,7 +159,7 @@ class LiveCapture:
         """Bytes counted on every interface so far (watch --until-idle polls this)."""
         return sum(s.bytes_tx + s.bytes_rx for s in self.counter.ifaces.values())
 
-    def on_new_flow(self, callback: Callable[[], None]) -> bool:
+    def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
         """This engine does not announce new flows (the ownership sampler then keeps its own pace)."""
         return False
 

@@ -1,17 +1,19 @@
 """For `watch`: every QEMU's connections on the migration ports, whichever guest it runs, so that
 each migration seen during the window is reported on its own (Pacemaker moves several at once).
 
-Each sample lists the sockets on the watched ports (kernel-filtered sock_diag) and looks up the
-owner of any inode not seen before with one walk over /proc; a QEMU owner names its guest.
+Each sample lists the sockets on the watched ports (kernel-filtered sock_diag), or after a
+wake-up that names the new connections only their sockets (one hash lookup each), and looks up
+the owner of any inode not seen before with one walk over /proc; a QEMU owner names its guest.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from verifier import sockdiag
-from verifier.model import OwnedFlow
+from verifier.model import Endpoints, OwnedFlow
 from verifier.owners.pacing import Pacer
 from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex, netns_of
 from verifier.sockdiag import ListSockets
@@ -43,8 +45,9 @@ class DomainsSampler:
         self._thread = threading.Thread(target=self._run, name="owners-watch", daemon=True)
         self._thread.start()
 
-    def wake(self) -> None:
-        self._pacer.wake()
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None:
+        """New connections on the ports: look now (at CONNS' sockets alone when named)."""
+        self._pacer.wake(conns)
 
     def stop(self) -> tuple[OwnedFlow, ...]:
         """Every connection seen; the last look happens in the thread, which owns the lister."""
@@ -57,7 +60,7 @@ class DomainsSampler:
         return tuple(self._flows.values())
 
     def _run(self) -> None:
-        self._pacer.run(lambda _woken: self._sample(), self._finish)
+        self._pacer.run(lambda _woken, named: self._sample(named), self._finish)
 
     def _finish(self) -> None:
         try:
@@ -65,12 +68,12 @@ class DomainsSampler:
         finally:
             self._list.close()
 
-    def _sample(self) -> bool:
-        """One dump; True when every connection's owner is settled (none is in libvirtd's hands
-        alone, waiting for QEMU to take it): the pacer then skips the fast looks after a wake-up,
-        each a socket dump (about 5 ms through pyroute2), for a migration that needs none."""
+    def _sample(self, named: Sequence[Endpoints] = ()) -> bool:
+        """One dump, or the NAMED connections looked up; True when every connection's owner is
+        settled (none is in libvirtd's hands alone, waiting for QEMU to take it): the pacer then
+        skips the fast looks after a wake-up, each a socket dump, for a migration that needs none."""
         try:
-            sockets = self._list(self._ports)
+            sockets = self._list.lookup(named) if named else self._list(self._ports)
             index: ProcessIndex | None = None
             for s in sockets:
                 key = (s.local, s.local_port, s.remote, s.remote_port)

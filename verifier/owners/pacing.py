@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from verifier.model import Endpoints
 
 # Seconds of looks at `interval` after a wake-up: each connection announces itself (multifd
 # channels and NBD too), so this only covers a socket QEMU takes over a moment after its first
@@ -22,25 +24,39 @@ class Pacer:
         self.woken_mode = False
         self._poke = threading.Event()  # wake() or stop(): end the wait between looks
         self._stopping = False
+        self._lock = threading.Lock()  # wake() runs in the capture's thread
         self._wake_pending = False
+        self._named: list[Endpoints] = []  # the connections wake-ups named since the last look
+        self._unnamed = False  # a wake-up named none: the look must dump the socket table
 
-    def wake(self) -> None:
-        """A new connection on the watched ports: look now."""
-        self._wake_pending = True
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None:
+        """New connections on the watched ports (CONNS, when the capture names them): look now."""
+        with self._lock:
+            self._wake_pending = True
+            self._named.extend(conns)
+            self._unnamed = self._unnamed or not conns
         self._poke.set()
+
+    def _take(self) -> tuple[bool, tuple[Endpoints, ...]]:
+        """(woken since the last look, the connections named, or () when one wake-up named none)."""
+        with self._lock:
+            woken, named = self._wake_pending, () if self._unnamed else tuple(self._named)
+            self._wake_pending, self._named, self._unnamed = False, [], False
+        return woken, named
 
     def stop(self) -> None:
         self._stopping = True
         self._poke.set()
 
-    def run(self, look: Callable[[bool], bool | None], finish: Callable[[], None]) -> None:
-        """The thread's body: LOOK(woken) until stop(), then FINISH() (whatever happened). A look
-        that returns True found everything settled: no fast looks after it, even after a wake-up."""
+    def run(self, look: Callable[[bool, tuple[Endpoints, ...]], bool | None], finish: Callable[[], None]) -> None:
+        """The thread's body: LOOK(woken, named) until stop(), then FINISH() (whatever happened).
+        A look that returns True found everything settled: no fast looks after it, even after a
+        wake-up."""
         try:
             fast_until = float("-inf")
             while not self._stopping:
-                woken, self._wake_pending = self._wake_pending, False
-                settled = look(woken)
+                woken, named = self._take()
+                settled = look(woken, named)
                 now = time.monotonic()
                 if settled:
                     fast_until = float("-inf")

@@ -105,6 +105,17 @@ def find_libvirtd_pids(proc: Path = PROC) -> tuple[int, ...]:
     return tuple(pid for pid in daemons if netns is not None and netns_of(proc, pid) == netns)
 
 
+def socket_inodes_readable(pid: int, proc: Path) -> bool:
+    """Whether PID still exists (its /proc entry), in one stat()."""
+    try:
+        os.stat(f"{proc}/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # it exists; reading it is what reports the permission problem
+    return True
+
+
 def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:
     """Inodes of the sockets `pid` holds; empty once it has exited. PermissionError propagates:
     "may not look" must not read as "owns nothing"."""

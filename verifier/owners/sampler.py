@@ -8,7 +8,6 @@ links read `socket:[INODE]` and sock_diag maps each inode to its 4-tuple.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 from verifier import sockdiag
 from verifier.capture.counting import in_ranges
-from verifier.model import OwnedFlow, Ownership
+from verifier.model import Endpoints, OwnedFlow, Ownership
 from verifier.owners.pacing import Pacer
 from verifier.owners.processes import (
     LIBVIRT_DAEMONS,
@@ -28,23 +27,13 @@ from verifier.owners.processes import (
     is_guest_qemu,
     netns_of,
     socket_inodes,
+    socket_inodes_readable,
 )
 from verifier.sockdiag import ListSockets, TcpSocket
 
 RETRIES = 3  # dumps that look for a new QEMU socket before only the periodic dumps do
 SCAN_EVERY = 1.0  # seconds between /proc-wide searches for a QEMU that has no pid file
 WOKEN_DUMP_EVERY = 30.0  # a safety net only, when the capture announces new connections
-
-
-def socket_inodes_readable(pid: int, proc: Path) -> bool:
-    """Whether PID still exists (its /proc entry), in one stat()."""
-    try:
-        os.stat(f"{proc}/{pid}/fd")
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # it exists; reading it is what reports the permission problem
-    return True
 
 
 class OwnershipSampler:
@@ -117,9 +106,10 @@ class OwnershipSampler:
         self._thread = threading.Thread(target=self._run, name=f"owners-{self._vm}", daemon=True)
         self._thread.start()
 
-    def wake(self) -> None:
-        """A new connection on the watched ports: look now, and dump the socket table."""
-        self._pacer.wake()
+    def wake(self, conns: Sequence[Endpoints] = ()) -> None:
+        """New connections on the watched ports: look now, at CONNS' sockets when the capture
+        names them (a hash lookup each), else at the whole socket table (a dump)."""
+        self._pacer.wake(conns)
 
     def stop(self) -> Ownership:
         """The connections seen; the last look and the closing of the lister happen in the thread."""
@@ -133,7 +123,7 @@ class OwnershipSampler:
         return self._result
 
     def _run(self) -> None:
-        self._pacer.run(lambda woken: self.sample(dump=woken), self._finish)
+        self._pacer.run(lambda woken, named: self.sample(dump=woken and not named, named=named), self._finish)
 
     def _finish(self) -> None:
         started = time.thread_time()
@@ -190,15 +180,18 @@ class OwnershipSampler:
             everything = self._all_sockets()  # the first foreign flow came with the last look
         return tuple(sorted({s.local_port for s in everything or ()}))
 
-    def sample(self, dump: bool = False, given: Sequence[TcpSocket] | None = None) -> bool:
+    def sample(
+        self, dump: bool = False, given: Sequence[TcpSocket] | None = None, named: Sequence[Endpoints] = ()
+    ) -> bool:
         """One look (a socket dump when due, or with DUMP; GIVEN: a dump of every socket made
-        already, used instead); never raises, because a lost sampler thread would fail silently.
-        True when the look dumped and found every connection on the ports settled (see _sample)."""
+        already, used instead; NAMED: connections to look up when no dump is due); never raises,
+        because a lost sampler thread would fail silently. True when the look found every
+        connection it saw on the ports settled (see _sample)."""
         started = time.thread_time()
         self._samples += 1
         settled = False
         try:
-            settled = self._sample(dump, given)
+            settled = self._sample(dump, given, named)
         except Exception as exc:  # the thread boundary: the error becomes the `problem` text
             self._problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
         self._cpu_s += time.thread_time() - started
@@ -222,12 +215,10 @@ class OwnershipSampler:
         self._pid = find_qemu_pid(self._vm, self._run_dirs, self._proc, scan=scan)
         return self._pid
 
-    def _sample(self, dump: bool, given: Sequence[TcpSocket] | None = None) -> bool:
-        """One look. True when it dumped the socket table and every connection on the ports there
-        has its final owner: QEMU found, none waiting in an accept queue (no inode yet: the
-        incoming QEMU takes it a moment later), none held by a libvirt daemon (which may pass it
-        to QEMU) or by no process found. The pacer then skips the fast looks after a wake-up: on a
-        busy host most announced connections are another program's, named by that one dump."""
+    def _sample(self, dump: bool, given: Sequence[TcpSocket] | None, named: Sequence[Endpoints]) -> bool:
+        """One look. True when it dumped or looked up the NAMED connections, QEMU was found and
+        every connection seen on the ports has its final owner (see _final): the pacer then skips
+        the fast looks after a wake-up (on a busy host most new connections are another program's)."""
         now = time.monotonic()
         due = dump or now - self._last_dump >= self._dump_every
         if self._pid is not None and not socket_inodes_readable(self._pid, self._proc):
@@ -249,14 +240,19 @@ class OwnershipSampler:
             except PermissionError as exc:
                 self._problem = f"cannot read {self._proc}/{pid}/fd ({exc.strerror}): run as root"
         new = own - self._dumped
-        if not (due or new):
+        if not (due or new or named):
             return False
-        self._last_dump = now
-        self._dumps += 1
-        if given is None:
-            sockets = self._list_sockets(self._ports)  # with ports, the kernel filters: cheap on a busy host
-        else:
-            sockets = tuple(s for s in given if self._ports is None or self._in_ports(s))
+        sockets: Sequence[TcpSocket] = ()
+        if named and not due:
+            sockets = self._list_sockets.lookup(named)  # no walk of the table
+            new -= {s.inode for s in sockets}  # QEMU's new socket, announced: no dump needed for it
+        if due or new:
+            self._last_dump = now
+            self._dumps += 1
+            if given is None:
+                sockets = self._list_sockets(self._ports)  # with ports, the kernel filters: cheap on a busy host
+            else:
+                sockets = tuple(s for s in given if self._ports is None or self._in_ports(s))
         # An inode the dump did not show may be a socket between socket() and connect(): looked
         # for again at the next samples, then left to the periodic dumps (a UNIX socket, which
         # no TCP dump shows, is not dumped for at every sample).

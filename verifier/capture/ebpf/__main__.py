@@ -17,12 +17,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 from verifier.capture.ebpf import loader
 from verifier.capture.ebpf.engine import EbpfCapture
 from verifier.capture.ebpf.objects import available
+from verifier.model import Endpoints
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -44,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     ports = tuple(args.ports)
     engine = EbpfCapture(args.interfaces, ports, args.out)
-    wakeups: list[float] = []
-    engine.on_new_flow(lambda: wakeups.append(time.monotonic()))
+    wakeups: list[Sequence[Endpoints]] = []  # the connections each call named
+    engine.on_new_flow(wakeups.append)
     try:
         with ExitStack() as stack:
             stack.enter_context(engine)
@@ -68,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 "run_time_ns": sum(r[0] for r in runs),
                 "run_cnt": sum(r[1] for r in runs),
                 "new_flow_wakeups": len(wakeups),  # on_new_flow's calls: connections' first payloads
+                "announced": sorted({conn for conns in wakeups for conn in conns}),
             }
     except KeyboardInterrupt:
         return 130

@@ -100,12 +100,12 @@ struct {
 } firsts SEC(".maps");
 
 // A wake-up for user space each time a flow carries its first payload (on a CPU, a way, an
-// interface): the ownership sampler then looks at once which process holds the new connection,
-// instead of polling the socket table fast all along. Only the event counts; its content is
-// unused (the flow itself is in `flows`).
+// interface), with the flow's key: the ownership sampler then asks the kernel for that one
+// connection's socket at once (a hash lookup, where a dump walks the whole TCP table), instead of
+// polling the socket table fast all along.
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 } new_flows SEC(".maps");
 
 // Evidence for the pcaps, instead of a packet socket on every interface (whose tap clones every
@@ -422,10 +422,8 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir, int is_tc)
 			fv.len = n;
 			// One wake-up per flow, way and interface: only the CPU whose insert wins sends it. A
 			// full ring only loses a wake-up: the sampler's own looks remain.
-			if (bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST) == 0) {
-				__u32 port = key.sport;
-				bpf_ringbuf_output(&new_flows, &port, sizeof(port), 0);
-			}
+			if (bpf_map_update_elem(&firsts, &key, &fv, BPF_NOEXIST) == 0)
+				bpf_ringbuf_output(&new_flows, &key, sizeof(key), 0);
 		}
 	}
 	// Tenths of a second: a migration over a fast link lasts about a second, and its rate is

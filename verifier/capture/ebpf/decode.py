@@ -11,6 +11,7 @@ from typing import Any
 
 from verifier.capture.counting import Counter, PortRanges, _Conn, _Flow, _Iface, in_ranges
 from verifier.capture.frames import TCP_ACK, TCP_SYN
+from verifier.model.ownership import Endpoints, canonical_ip
 
 # The C structs of count.bpf.c, native byte order; ports in host order, addresses as on the wire.
 CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the port bitmap
@@ -22,6 +23,7 @@ _RING = struct.Struct(f"={2 * NBINS}Q")
 U64 = struct.Struct("=Q")
 FIRST = struct.Struct("=I16s")
 F_SYN, F_SYNACK = 1, 2  # flags in count.bpf.c
+DIR_TX = 1  # vp_flow_key.dir of a frame sent
 
 Items = Iterable[tuple[bytes, bytes]]  # (key, value) of a map; per-CPU values back to back
 
@@ -107,6 +109,16 @@ def missed_tenths(counter: Counter) -> tuple[str, ...]:
     if missing <= 0:
         return ()
     return (f"eBPF timeline: {missing} bytes counted but not placed in a tenth of a second (bin reader late)",)
+
+
+def announced(raw_key: bytes) -> Endpoints:
+    """A new-flow event's connection as this host's socket holds it: a frame sent (DIR_TX) goes
+    from the local end, one received comes to it."""
+    key = FLOW_KEY.unpack(raw_key)
+    src, sport, dst, dport = _tuple(key)
+    if key[1] == DIR_TX:
+        return canonical_ip(src), sport, canonical_ip(dst), dport
+    return canonical_ip(dst), dport, canonical_ip(src), sport
 
 
 def _tuple(key: tuple[Any, ...]) -> tuple[str, int, str, int]:

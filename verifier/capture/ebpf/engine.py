@@ -34,7 +34,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from verifier.capture.ebpf.decode import (
     FLOW_KEY,
     FLOW_VAL,
     U64,
+    announced,
     fill_counter,
     missed_tenths,
     port_bitmap,
@@ -55,7 +56,7 @@ from verifier.capture.ebpf.decode import (
 from verifier.capture.ebpf.evidence import EVIDENCE_BYTES, EvidenceWriter
 from verifier.capture.live import bpf_filter, read_counters
 from verifier.errors import EnvironmentProblem
-from verifier.model import CaptureResult
+from verifier.model import CaptureResult, Endpoints
 
 READ_EVERY = 1.0  # seconds between reads of the bin rings: well inside the 3.2 s they hold
 # The `stats` array of count.bpf.c, in order: what each count of lost frames means.
@@ -91,7 +92,8 @@ class EbpfCapture:
         self._evidence: EvidenceWriter | None = None
         self._evidence_rb: loader.RingBuffer | None = None
         self.evidence_lost = 0  # evidence records the full ring buffer refused, known after stop()
-        self._on_new_flow: Callable[[], None] | None = None
+        self._on_new_flow: Callable[[Sequence[Endpoints]], None] | None = None
+        self._announced: list[Endpoints] = []  # new-flow events of one drain, for the callback
 
     def start(self) -> None:
         try:
@@ -113,7 +115,9 @@ class EbpfCapture:
                     self._counters0[name] = start
                 for ingress, prog in ((True, "vp_ingress"), (False, "vp_egress")):
                     self._links.append(loader.attach_tcx(self._obj.progs[prog], index, ingress))
-            self._events = loader.RingBuffer(self._obj.map_fd("new_flows"))
+            self._events = loader.RingBuffer(
+                self._obj.map_fd("new_flows"), lambda raw: self._announced.append(announced(raw))
+            )
             if self.out_dir is not None:
                 self._evidence = EvidenceWriter(self.out_dir, self._ifindex)
                 self._evidence_rb = loader.RingBuffer(self._obj.map_fd("evidence"), self._evidence.record)
@@ -134,9 +138,9 @@ class EbpfCapture:
             return 0
         return sum(sum(self._per_cpu(v, FLOW_VAL.size)) for _k, v in self._items("flows", FLOW_KEY.size, FLOW_VAL.size))
 
-    def on_new_flow(self, callback: Callable[[], None]) -> bool:
-        """Call CALLBACK (from the reader thread) soon after a connection carries its first payload
-        on a watched interface; True: this engine does."""
+    def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
+        """Call CALLBACK (from the reader thread) with the connections, soon after they carry their
+        first payload on a watched interface; True: this engine does."""
         self._on_new_flow = callback
         return True
 
@@ -151,8 +155,10 @@ class EbpfCapture:
             ready = {fd for fd, _ in poller.poll(max(0.0, due - time.monotonic()) * 1000)}
             if self._stop_pipe[0] in ready:
                 return
-            if self._events.fd in ready and self._events.consume() > 0 and self._on_new_flow is not None:
-                self._on_new_flow()
+            if self._events.fd in ready:
+                self._announced = []
+                if self._events.consume() > 0 and self._on_new_flow is not None:
+                    self._on_new_flow(tuple(self._announced))
             if time.monotonic() >= due:
                 self._collect()
                 if self._evidence_rb is not None:  # no wake-up per record: drained here
