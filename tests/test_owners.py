@@ -251,14 +251,21 @@ def test_a_lookup_finds_one_connection_s_socket_and_nothing_else(server: socket.
                 assert found is not None and found.inode == os.fstat(mapped.fileno()).st_ino
 
 
-def test_a_wake_up_that_names_its_connections_looks_them_up_without_a_dump(
-    spawn: Spawn, server: socket.socket, tmp_path: Path
-) -> None:
+def woken_sampler(spawn: Spawn, server: socket.socket, tmp_path: Path) -> tuple[Child, OwnershipSampler]:
+    """A fake QEMU and a sampler started as with the eBPF engine, which announces new connections:
+    fast looks at 0.01 s, idle ones never within a test, no periodic dump."""
     qemu = fake_qemu(spawn)
     pid_file(tmp_path, "fakevm", qemu.pid)
     ranges = [(port(server), port(server))]
-    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, idle_interval=60)
+    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, dump_every=600, idle_interval=60)
     sampler.start(woken=True)
+    return qemu, sampler
+
+
+def test_a_wake_up_that_names_its_connections_looks_them_up_without_a_dump(
+    spawn: Spawn, server: socket.socket, tmp_path: Path
+) -> None:
+    qemu, sampler = woken_sampler(spawn, server, tmp_path)
     try:
         local = int(qemu.ask(f"connect {port(server)}"))
         with server.accept()[0]:
@@ -489,11 +496,7 @@ def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
 def test_a_woken_sampler_looks_rarely_and_at_once_when_woken(
     spawn: Spawn, server: socket.socket, tmp_path: Path
 ) -> None:
-    qemu = fake_qemu(spawn)
-    pid_file(tmp_path, "fakevm", qemu.pid)
-    ranges = [(port(server), port(server))]
-    sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, dump_every=600, idle_interval=60)
-    sampler.start(woken=True)  # as with the eBPF engine, which announces new connections
+    qemu, sampler = woken_sampler(spawn, server, tmp_path)
     held = []
     try:
         time.sleep(0.2)
