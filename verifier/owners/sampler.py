@@ -286,12 +286,12 @@ class OwnershipSampler:
 
 
 def _final(s: TcpSocket, process: Process | None) -> bool:
-    """Whether S, not QEMU's, keeps the owner it has: one waiting in an accept queue (established,
-    no inode yet) is the incoming QEMU's a moment later, one a libvirt daemon holds may be passed to
+    """Whether S, not QEMU's, keeps the owner it has: one in its handshake or an accept queue (no
+    inode yet) is the incoming QEMU's a moment later, one a libvirt daemon holds may be passed to
     QEMU, one whose process was not found may be one QEMU received; an orphan (no inode, closing)
     stays nobody's."""
     if not s.inode:
-        return s.state != "ESTABLISHED"
+        return s.state not in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")
     return process is not None and process.name not in LIBVIRT_DAEMONS
 
 
