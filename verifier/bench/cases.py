@@ -107,7 +107,9 @@ def _throughput(seconds: float) -> float:
 def _watched_throughput(engine: str, seconds: float, out: Path) -> tuple[float, str]:
     """iperf3's throughput over san0 while ENGINE captures both links (the default one samples
     ownership too, as verify-path does); and which engine counted."""
-    ours = Sniffer(CLIENT, engine, ["san0", "san1"], out, owners=engine == "default")
+    # Without eBPF statistics: their clock reads around every program run are the bench's
+    # instrument, not a cost a verify-path run pays (it never turns them on).
+    ours = Sniffer(CLIENT, engine, ["san0", "san1"], out, owners=engine == "default", bpf_stats=False)
     try:
         watched = _throughput(seconds)
     except BaseException:

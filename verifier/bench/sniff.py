@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--ports", default="49152-49215")
     p.add_argument("--owners", action="store_true", help="sample ownership as verify-path does (stand-in QEMU)")
+    p.add_argument(
+        "--no-bpf-stats",
+        action="store_true",
+        help="leave eBPF run-time statistics off, as verify-path does (they add two clock reads to every"
+        " program run); bpf_run_time_ns is then null",
+    )
     args = p.parse_args(argv)
     lo, _, hi = args.ports.partition("-")
     ports = ((int(lo), int(hi or lo)),)
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     # load a verify-path run pays.
     cpu0 = os.times()
     choice = engines.choose(None if args.engine == "default" else "ring")
-    stats_fd = enable_bpf_stats() if choice.engine == "ebpf" else None
+    stats_fd = enable_bpf_stats() if choice.engine == "ebpf" and not args.no_bpf_stats else None
     sampler = OwnershipSampler(STANDIN_VM, [Path(run_dir.name)], ports=ports) if args.owners else None
     ownership = None
     try:
@@ -163,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         # Of that, building and starting the engine (loading and verifying the eBPF object,
         # opening the ring's sockets): a fixed cost per capture, whatever it then counts.
         "setup_cpu_s": armed.user + armed.system - cpu0.user - cpu0.system,
-        "bpf_run_time_ns": sum(r[0] for r in runs.values()),
-        "bpf_run_cnt": sum(r[1] for r in runs.values()),
+        "bpf_run_time_ns": None if args.no_bpf_stats else sum(r[0] for r in runs.values()),
+        "bpf_run_cnt": None if args.no_bpf_stats else sum(r[1] for r in runs.values()),
         "bpf_programs": len(runs),
         "evidence_drops": _evidence_drops(capture),
         # The ownership sampler's thread, included in cpu_s above.

@@ -81,9 +81,12 @@ class Tcpdump:
 class Sniffer:
     """Our capture in its own process (sniff.py): armed when constructed, counts until result()."""
 
-    def __init__(self, ns: str, engine: str, ifaces: list[str], out: Path | None, owners: bool = False) -> None:
+    def __init__(
+        self, ns: str, engine: str, ifaces: list[str], out: Path | None, owners: bool = False, bpf_stats: bool = True
+    ) -> None:
         argv = [sys.executable, "-m", "verifier.bench.sniff", "--engine", engine, "--interfaces", ",".join(ifaces)]
         argv += ["--owners"] if owners else []
+        argv += [] if bpf_stats else ["--no-bpf-stats"]
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             argv += ["--out", str(out)]
