@@ -35,6 +35,7 @@ class DomainsSampler:
         self._pacer = Pacer(interval, idle_interval)
         self._thread: threading.Thread | None = None
         self._known: dict[int, Process | None] = {}
+        self._netns_seen: dict[int, str | None] = {}  # pid -> network namespace, across /proc walks
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self.problem: str | None = None
 
@@ -80,7 +81,8 @@ class DomainsSampler:
                 if s.state == "LISTEN" or not s.inode or self._settled(key):
                     continue
                 if s.inode not in self._known or self._handing_over(s.inode):
-                    index = index or ProcessIndex(self._proc, self._netns)  # one /proc walk per sample, at most
+                    # One /proc walk per sample, at most.
+                    index = index or ProcessIndex(self._proc, self._netns, self._netns_seen)
                     self._known[s.inode] = index.process(s.inode)
                 p = self._known[s.inode]
                 role = "migration" if p is not None and p.guest is not None else "foreign"

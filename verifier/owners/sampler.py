@@ -80,6 +80,7 @@ class OwnershipSampler:
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._foreign: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._known: dict[int, Process | None] = {}  # inode -> owner, kept across samples
+        self._netns_seen: dict[int, str | None] = {}  # pid -> network namespace, across /proc walks
         self._dumped: set[int] = set()  # QEMU's socket inodes present at a dump already
         self._tries: dict[int, int] = {}  # QEMU's socket inodes not yet shown by a dump: dumps tried
         self._last_dump = float("-inf")
@@ -275,7 +276,7 @@ class OwnershipSampler:
             if s.inode and s.inode not in self._known:
                 # The /proc-wide walk is the costly part: at most once per dump, and only for an
                 # inode not seen before.
-                index = index or ProcessIndex(self._proc, self.netns_of)
+                index = index or ProcessIndex(self._proc, self.netns_of, self._netns_seen)
                 self._known[s.inode] = index.process(s.inode)
             process = self._known.get(s.inode)
             settled = settled and _final(s, process)
