@@ -387,6 +387,14 @@ def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> Non
     assert ProcessIndex(proc).process(888) is not None
     assert ProcessIndex(proc, "net:[1]").process(888) is None
     assert ProcessIndex(proc, "net:[1]").process(777) is not None
+    # One sampler's walks read each process's namespace once, then trust what they saw.
+    seen: dict[int, str | None] = {}
+    assert ProcessIndex(proc, "net:[1]", seen).process(888) is None
+    assert (seen[100], seen[200]) == ("net:[2]", "net:[1]")
+    (proc / "100" / "ns" / "net").unlink()
+    (proc / "100" / "ns" / "net").symlink_to("net:[1]")
+    assert ProcessIndex(proc, "net:[1]", seen).process(888) is None  # not read again
+    assert ProcessIndex(proc, "net:[1]").process(888) is not None  # a walk of its own reads it
 
 
 def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
