@@ -76,6 +76,11 @@ class TcpSocket:
     inode: int  # 0 for sockets no process holds any more (TIME_WAIT)
     uid: int
 
+    @property
+    def endpoints(self) -> Endpoints:
+        """The connection as this socket holds it: what a capture's announcement names."""
+        return self.local, self.local_port, self.remote, self.remote_port
+
 
 # What the samplers take: TCP sockets, all of them or (with port ranges) those on the ports.
 ListSockets = Callable[[Sequence[tuple[int, int]] | None], Sequence[TcpSocket]]
@@ -202,7 +207,7 @@ class TcpSocketLister:
             found = _to_socket(payload)
             # Without a socket for the 4-tuple the kernel's lookup falls back to a listener on the
             # port: that is not this connection's socket.
-            return found if (found.local, found.local_port, found.remote, found.remote_port) == conn else None
+            return found if found.endpoints == conn else None
         raise AssertionError("unreachable: _replies() never ends")
 
     def _dump(self, ports: Sequence[tuple[int, int]] | None) -> Iterator[memoryview]:
@@ -263,7 +268,7 @@ class ThreadLister:
         answer instead: its dump of every socket, filtered)."""
         if self._given is not None:
             wanted = set(conns)
-            return tuple(s for s in self._given(None) if (s.local, s.local_port, s.remote, s.remote_port) in wanted)
+            return tuple(s for s in self._given(None) if s.endpoints in wanted)
         lister = self._lister()
         return tuple(s for s in map(lister.lookup, dict.fromkeys(conns)) if s is not None)
 

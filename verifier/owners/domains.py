@@ -77,7 +77,7 @@ class DomainsSampler:
             sockets = self._list.lookup(named) if named else self._list(self._ports)
             index: ProcessIndex | None = None
             for s in sockets:
-                key = (s.local, s.local_port, s.remote, s.remote_port)
+                key = s.endpoints
                 if s.state == "LISTEN" or not s.inode or self._settled(key):
                     continue
                 if s.inode not in self._known or self._handing_over(s.inode):

@@ -264,7 +264,7 @@ class OwnershipSampler:
         index: ProcessIndex | None = None
         settled = pid is not None
         for s in sockets:
-            key = (s.local, s.local_port, s.remote, s.remote_port)
+            key = s.endpoints
             if s.inode in own:
                 # A listener is not a connection; with ports given, QEMU's VNC or chardev
                 # connections are not the migration's either.
