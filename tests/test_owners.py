@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 
 from verifier.model.ownership import Endpoints, canonical_ip, flow_key
 from verifier.owners import (
@@ -255,10 +256,15 @@ def woken_sampler(spawn: Spawn, server: socket.socket, tmp_path: Path) -> tuple[
     """A fake QEMU and a sampler started as with the eBPF engine, which announces new connections:
     fast looks at 0.01 s, idle ones never within a test, no periodic dump."""
     qemu = fake_qemu(spawn)
+    assert qemu.ask("ping") == "pong"  # QEMU's program runs (not a fork of ours before its exec)
     pid_file(tmp_path, "fakevm", qemu.pid)
     ranges = [(port(server), port(server))]
     sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, dump_every=600, idle_interval=60)
     sampler.start(woken=True)
+    # The first look (at start) past reading QEMU's descriptors before a test connects: on a loaded
+    # machine the thread may start late, and a look that finds QEMU's connection before its
+    # wake-up rightly dumps for it.
+    assert wait_for(lambda: sampler._last_pid == qemu.pid, timeout=10, interval=0.005)
     return qemu, sampler
 
 
@@ -507,7 +513,6 @@ def test_a_woken_sampler_looks_rarely_and_at_once_when_woken(
     qemu, sampler = woken_sampler(spawn, server, tmp_path)
     held = []
     try:
-        time.sleep(0.2)
         local = int(qemu.ask(f"connect {port(server)}"))  # not accepted yet: in the accept queue
         time.sleep(0.3)
         # Idle: one look at start, none since (at `interval` it would have looked ~30 times).
