@@ -253,6 +253,29 @@ def test_not_converging_150_mb_s_dirty_over_117() -> None:
     assert any("was full: only a faster one can outrun the guest" in e for e in d.evidence)
 
 
+def test_not_converging_just_under_the_link_wherever_the_polls_fall() -> None:
+    # The lab's busy guest: 150 MiB rewritten about as fast as the shaped LAN sends (here 108 of
+    # 112 MB/s). Passes last about two polls, so the polls sample each pass's sawtooth at one point
+    # and drift: the window's later half can average less than its earlier one though the passes
+    # do not shrink. Whatever the phase, 2.2 GB sent for a 256/512 MiB guest is not converging.
+    for memory in (256 * MiB, 512 * MiB):
+        for k in range(20):
+            startup = 1.0 + k * 0.025  # where the 0.5 s polls fall on the passes
+            timeline, done = recorded(memory, 112e6, dirty_Bps=108e6, wss=150 * MiB, abort_at=20, startup=startup)
+            d = by(timeline, GBIT, completed=done)
+            assert not done and d.bottleneck == Bottleneck.NOT_CONVERGING, (memory, startup, d.evidence)
+            assert any("times the guest's" in e for e in d.evidence)
+
+
+def test_a_converging_run_aborted_in_its_fourth_pass_is_not_called_stuck() -> None:
+    # Passes shrinking (256, 144, 77 MB after the first) when aborted, 1.4 times the guest's memory
+    # sent: nowhere near re-sending it all twice over, nor SLOW_ITERATIONS passes.
+    timeline, done = recorded(1024 * MiB, 112e6, dirty_Bps=60e6, wss=256 * MiB, abort_at=14.7)
+    d = by(timeline, GBIT, completed=done)
+    assert not done and d.iterations is not None and 3 <= d.iterations < 10
+    assert d.bottleneck == Bottleneck.LINK, d.evidence
+
+
 def test_not_converging_beats_the_cap() -> None:
     timeline, done = recorded(512 * MiB, 20 * MiB, dirty_Bps=40e6, wss=64 * MiB, abort_at=40)
     d = by(timeline, GBIT, cap_in_effect(20, None), completed=done)
