@@ -22,6 +22,7 @@ from conftest import wait_for
 
 from verifier.model.ownership import Endpoints, canonical_ip, flow_key
 from verifier.owners import (
+    OwnerFinder,
     OwnershipSampler,
     ProcessIndex,
     find_libvirtd_pids,
@@ -401,6 +402,48 @@ def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> Non
     (proc / "100" / "ns" / "net").symlink_to("net:[1]")
     assert ProcessIndex(proc, "net:[1]", seen).process(888) is None  # not read again
     assert ProcessIndex(proc, "net:[1]").process(888) is not None  # a walk of its own reads it
+
+
+def test_a_known_programs_next_connection_is_found_without_a_walk(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    for pid, comm in (("self", "pytest"), ("100", "glusterfsd"), ("200", "backup-agent"), ("300", "libvirtd")):
+        (proc / pid / "ns").mkdir(parents=True)
+        (proc / pid / "fd").mkdir()
+        (proc / pid / "comm").write_text(comm + "\n")
+        (proc / pid / "cmdline").write_bytes(comm.encode() + b"\0")
+        (proc / pid / "ns" / "net").symlink_to("net:[1]")
+    walks: list[int] = []
+
+    def walk(*args: Any) -> ProcessIndex:
+        walks.append(1)
+        return ProcessIndex(*args)
+
+    finder = OwnerFinder(proc, "net:[1]", walk)
+    (proc / "100" / "fd" / "3").symlink_to("socket:[501]")
+    found = finder.find(501)
+    assert found is not None and (found.pid, found.name, len(walks)) == (100, "glusterfsd", 1)
+    # The brick's next client: its descriptors alone, no walk; the same look or a later one.
+    (proc / "100" / "fd" / "4").symlink_to("socket:[502]")
+    finder.new_look()
+    found = finder.find(502)
+    assert found is not None and (found.pid, len(walks)) == (100, 1)
+    # Another program's: a walk, one per look however many inodes it is asked for.
+    (proc / "200" / "fd" / "3").symlink_to("socket:[601]")
+    (proc / "200" / "fd" / "4").symlink_to("socket:[602]")
+    (proc / "300" / "fd" / "3").symlink_to("socket:[701]")
+    finder.new_look()
+    assert [finder.find(i).pid for i in (601, 701)] == [200, 300]  # type: ignore[union-attr]
+    assert len(walks) == 2
+    # A libvirt daemon is never asked first (it hands sockets to QEMU): its next one walks again.
+    (proc / "300" / "fd" / "4").symlink_to("socket:[702]")
+    finder.new_look()
+    assert finder.find(702).pid == 300 and len(walks) == 3  # type: ignore[union-attr]
+    # A known program that exited is dropped; an inode nobody holds is nobody's.
+    for link in (proc / "100" / "fd").iterdir():
+        link.unlink()
+    finder.new_look()
+    assert finder.find(999) is None and len(walks) == 4
+    assert finder.find(998) is None and len(walks) == 4
 
 
 def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(

@@ -4,6 +4,7 @@
 from verifier.model import flow_key
 from verifier.owners.processes import (
     PROC,
+    OwnerFinder,
     Process,
     ProcessIndex,
     find_libvirtd_pids,
@@ -16,6 +17,7 @@ from verifier.owners.sampler import OwnershipSampler
 
 __all__ = [
     "PROC",
+    "OwnerFinder",
     "OwnershipSampler",
     "Process",
     "ProcessIndex",

@@ -15,7 +15,7 @@ from pathlib import Path
 from verifier import sockdiag
 from verifier.model import Endpoints, OwnedFlow
 from verifier.owners.pacing import Pacer
-from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, PortRanges, Process, ProcessIndex, netns_of
+from verifier.owners.processes import LIBVIRT_DAEMONS, PROC, OwnerFinder, PortRanges, Process, netns_of
 from verifier.sockdiag import ListSockets
 
 
@@ -30,12 +30,11 @@ class DomainsSampler:
     ) -> None:
         self._ports = tuple(ports)
         self._list = sockdiag.ThreadLister(list_sockets)  # opened and closed in the sampling thread
-        self._proc = proc
         self._netns = netns_of(proc, "self")
         self._pacer = Pacer(interval, idle_interval)
         self._thread: threading.Thread | None = None
         self._known: dict[int, Process | None] = {}
-        self._netns_seen: dict[int, str | None] = {}  # pid -> network namespace, across /proc walks
+        self._owners = OwnerFinder(proc, self._netns)
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self.problem: str | None = None
 
@@ -75,15 +74,13 @@ class DomainsSampler:
         skips the fast looks after a wake-up, each a socket dump, for a migration that needs none."""
         try:
             sockets = self._list.lookup(named) if named else self._list(self._ports)
-            index: ProcessIndex | None = None
+            self._owners.new_look()
             for s in sockets:
                 key = s.endpoints
                 if s.state == "LISTEN" or not s.inode or self._settled(key):
                     continue
                 if s.inode not in self._known or self._handing_over(s.inode):
-                    # One /proc walk per sample, at most.
-                    index = index or ProcessIndex(self._proc, self._netns, self._netns_seen)
-                    self._known[s.inode] = index.process(s.inode)
+                    self._known[s.inode] = self._owners.find(s.inode)
                 p = self._known[s.inode]
                 role = "migration" if p is not None and p.guest is not None else "foreign"
                 owner = p.owner if p is not None else "unknown"

@@ -8,7 +8,7 @@ links read `socket:[INODE]` and sock_diag maps each inode to its 4-tuple.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,6 +165,43 @@ class ProcessIndex:
 
     def _describe(self, pid: int) -> Process:
         return Process(pid, _read(f"{self._proc}/{pid}/comm") or "unknown", _qemu_guest(_args(self._proc, pid)))
+
+
+class OwnerFinder:
+    """inode -> owning process across one sampler's looks. The programs already found holding a
+    connection on the ports are asked first, their descriptors alone: on a busy host most new
+    connections there are a known program's (a GlusterFS brick's next client, a backup agent's,
+    iperf3's data connection after its control one), and a /proc walk (WALK, a ProcessIndex) reads
+    every process's. One walk per look at most (new_look() starts one). libvirt daemons are never
+    asked first: one holds a migration socket a moment before QEMU takes it, and only a walk
+    sees both and names QEMU."""
+
+    def __init__(self, proc: Path, netns: str | None, walk: Callable[..., ProcessIndex] | None = None) -> None:
+        self._proc = proc
+        self._netns = netns
+        self._walk = walk or ProcessIndex
+        self._seen: dict[int, str | None] = {}  # pid -> network namespace, across walks
+        self._index: ProcessIndex | None = None  # this look's walk
+        self._programs: dict[int, Process] = {}  # pid -> a known owner, asked first
+
+    def new_look(self) -> None:
+        self._index = None
+
+    def find(self, inode: int) -> Process | None:
+        for pid, known in list(self._programs.items()):
+            try:
+                held = socket_inodes(pid, self._proc)
+            except OSError:
+                held = frozenset()
+            if inode in held:
+                return known
+            if not held:
+                del self._programs[pid]  # exited (or holds no socket now: a walk finds it again)
+        self._index = self._index or self._walk(self._proc, self._netns, self._seen)
+        found = self._index.process(inode)
+        if found is not None and found.name not in LIBVIRT_DAEMONS:
+            self._programs[found.pid] = found
+        return found
 
 
 def owner_of_inode(inode: int, proc: Path = PROC) -> Process | None:

@@ -20,9 +20,9 @@ from verifier.owners.pacing import Pacer
 from verifier.owners.processes import (
     LIBVIRT_DAEMONS,
     PROC,
+    OwnerFinder,
     PortRanges,
     Process,
-    ProcessIndex,
     find_qemu_pid,
     is_guest_qemu,
     netns_of,
@@ -80,7 +80,7 @@ class OwnershipSampler:
         self._flows: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._foreign: dict[tuple[str, int, str, int], OwnedFlow] = {}
         self._known: dict[int, Process | None] = {}  # inode -> owner, kept across samples
-        self._netns_seen: dict[int, str | None] = {}  # pid -> network namespace, across /proc walks
+        self._owners = OwnerFinder(proc, self.netns_of)
         self._dumped: set[int] = set()  # QEMU's socket inodes present at a dump already
         self._tries: dict[int, int] = {}  # QEMU's socket inodes not yet shown by a dump: dumps tried
         self._last_dump = float("-inf")
@@ -261,7 +261,7 @@ class OwnershipSampler:
         for inode in new:
             self._tries[inode] = self._tries.get(inode, 0) + 1
         self._dumped |= {i for i in own if i in listed or self._tries.get(i, 0) >= RETRIES}
-        index: ProcessIndex | None = None
+        self._owners.new_look()
         settled = pid is not None
         for s in sockets:
             key = s.endpoints
@@ -274,10 +274,9 @@ class OwnershipSampler:
             if not self._in_ports(s):
                 continue
             if s.inode and s.inode not in self._known:
-                # The /proc-wide walk is the costly part: at most once per dump, and only for an
-                # inode not seen before.
-                index = index or ProcessIndex(self._proc, self.netns_of, self._netns_seen)
-                self._known[s.inode] = index.process(s.inode)
+                # The /proc-wide walk is the costly part: at most once per look, and only for an
+                # inode not seen before that no known program holds.
+                self._known[s.inode] = self._owners.find(s.inode)
             process = self._known.get(s.inode)
             settled = settled and _final(s, process)
             if key not in self._foreign:
