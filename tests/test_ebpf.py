@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import wait_for
 from scapy.layers.inet import IP, TCP
 
 from verifier.capture import readers
@@ -83,7 +84,8 @@ def pair() -> Iterator[list[subprocess.Popen[bytes]]]:
         for port in (WATCHED, UNWATCHED):
             argv = ["ip", "netns", "exec", NS_B, "iperf3", "-s", "-p", str(port), "-B", ADDR_B]
             procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(0.3)
+        # Listening before any client connects (a fixed pause was too short on a loaded machine).
+        assert wait_for(lambda: all(_listening(port) for port in (WATCHED, UNWATCHED)), timeout=30, interval=0.05)
         yield procs
     finally:
         for proc in procs:
@@ -91,6 +93,13 @@ def pair() -> Iterator[list[subprocess.Popen[bytes]]]:
             proc.wait()
         for ns in (NS_A, NS_B):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def _listening(port: int) -> bool:
+    out = subprocess.run(
+        ["ip", "netns", "exec", NS_B, "ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=False
+    )
+    return bool(out.stdout.strip())
 
 
 def _offloads(on: bool) -> None:

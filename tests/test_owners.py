@@ -463,11 +463,11 @@ def test_sampler_keeps_every_owned_connection_and_names_foreign_listeners(
     sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=ranges, dump_every=600)
     sampler.start()
     try:
-        time.sleep(0.1)
+        assert wait_for(lambda: sampler._flows, timeout=10, interval=0.01)  # the first look's
         # Opened after sampling started and closed before stop(): only the thread can see it.
         second = int(qemu.ask(f"connect {port(server)}"))
         held.append(server.accept()[0])
-        time.sleep(0.3)
+        assert wait_for(lambda: len(sampler._flows) == 2, timeout=10, interval=0.01)
         assert qemu.ask(f"close {second}") == "closed"
         time.sleep(0.1)
     finally:
@@ -534,14 +534,14 @@ def test_a_qemu_socket_seen_before_it_connects_is_looked_for_again(
     )
     sampler.start()
     try:
-        time.sleep(0.15)
+        assert wait_for(lambda: sampler._samples >= 2, timeout=10, interval=0.01)
         # The sampler dumps for the new socket while it is not connected (no dump lists it), and
         # must look again: the connection comes 0.07 s later, and no periodic dump is due.
         assert qemu.ask("socket") == "ok"
         time.sleep(0.07)
         local = int(qemu.ask(f"connect-pending {port(server)}"))
         with server.accept()[0]:
-            time.sleep(0.2)
+            assert wait_for(lambda: sampler._flows, timeout=10, interval=0.01)
             seen = sampler._flows.copy()  # before stop(), whose last look would find it anyway
             ownership = sampler.stop()
     finally:
@@ -561,15 +561,16 @@ def test_a_woken_sampler_looks_rarely_and_at_once_when_woken(
         # Idle: one look at start, none since (at `interval` it would have looked ~30 times).
         assert (sampler._samples, sampler._flows) == (1, {})
         sampler.wake()
-        time.sleep(0.2)
+        assert wait_for(lambda: sampler._flows, timeout=10, interval=0.01)
         assert [k[1] for k in sampler._flows] == [local]
         # The server's end is nobody's yet (established, no inode, as a migration the incoming
         # QEMU has not accepted): fast looks after the wake-up, for FAST_FOR seconds.
-        assert sampler._samples > 5
+        assert wait_for(lambda: sampler._samples > 5, timeout=FAST_FOR, interval=0.01)
         held.append(server.accept()[0])
         time.sleep(FAST_FOR + 0.2)
         before = sampler._samples
         sampler.wake()
+        assert wait_for(lambda: sampler._samples > before, timeout=10, interval=0.01)
         time.sleep(0.3)
         # Now every connection on the ports has its final owner, as the wake-up's dump shows: no
         # fast looks after it (on a busy host most announced connections are another program's).
@@ -590,8 +591,7 @@ def test_a_woken_sampler_finds_a_qemu_without_pid_file_that_starts_late(spawn: S
     try:
         time.sleep(1.2)
         qemu = fake_qemu(spawn)
-        time.sleep(1.3)
-        assert sampler._last_pid == qemu.pid
+        assert wait_for(lambda: sampler._last_pid == qemu.pid, timeout=10, interval=0.05)
     finally:
         sampler.stop()
 
@@ -604,7 +604,7 @@ def test_sampler_follows_a_new_qemu_pid(spawn: Spawn, server: socket.socket, tmp
     sampler = OwnershipSampler("fakevm", [tmp_path], interval=0.01, ports=[(port(server), port(server))])
     sampler.start()
     try:
-        time.sleep(0.1)
+        assert wait_for(lambda: sampler._flows, timeout=10, interval=0.01)  # the old QEMU's connection
         old.end()
         new = fake_qemu(spawn)
         pid_file(tmp_path, "fakevm", new.pid)
@@ -622,7 +622,7 @@ def test_sampler_follows_a_new_qemu_pid(spawn: Spawn, server: socket.socket, tmp
 def test_sampler_without_a_qemu_reports_a_problem(server: socket.socket, tmp_path: Path) -> None:
     sampler = OwnershipSampler("no-such-vm", [tmp_path], interval=0.01, ports=[(port(server), port(server))])
     sampler.start()
-    time.sleep(0.05)
+    assert wait_for(lambda: sampler._samples >= 1, timeout=10, interval=0.01)
     ownership = sampler.stop()
     assert ownership.problem is not None
     assert "no QEMU process for no-such-vm" in ownership.problem
@@ -668,16 +668,17 @@ def test_a_settled_look_skips_the_fast_looks_after_a_wake_up(settled: bool | Non
     pacer.woken_mode = True
     thread = threading.Thread(target=pacer.run, args=(look, lambda: None))
     thread.start()
-    time.sleep(0.05)
+    assert wait_for(lambda: looks, timeout=10, interval=0.005)
     pacer.wake()
+    assert wait_for(lambda: len(looks) >= 2, timeout=10, interval=0.005)
+    if not settled:
+        assert wait_for(lambda: len(looks) > 10, timeout=FAST_FOR, interval=0.01)
     time.sleep(0.3)
     pacer.stop()
     thread.join()
     assert looks[:2] == [False, True]  # the first look, then the wake-up's
     if settled:
         assert len(looks) == 2  # nothing after it until stop()
-    else:
-        assert len(looks) > 10
 
 
 def test_wake_ups_hand_the_connections_they_name_to_the_next_look() -> None:
