@@ -152,7 +152,20 @@ def test_lab_targets_come_from_the_migration_case() -> None:
     found = table.targets([_run(migration=migration)])
     assert [t.met for t in found[-2:]] == [False, True]
     assert "pooled (3 + 3): medians 0.975, means 1.073" in found[-2].detail
+    assert "unwatched against unwatched" not in found[-2].detail  # 3 samples: no two disjoint sets of 3
     assert "1024 MiB guest" in table.run_table(_run(migration=migration))
+
+
+def test_the_null_range_is_what_two_draws_of_unwatched_migrations_show() -> None:
+    # Two modes, as the lab's migrations show (about 3.0 and 4.0 s): medians of 5 against 5 of the
+    # same migrations move by about a third either way; one mode alone barely moves.
+    bimodal = [3.0 + 0.01 * i for i in range(10)] + [4.0 + 0.01 * i for i in range(10)]
+    lo, hi = table.null_range(bimodal, 5) or (0.0, 0.0)
+    assert lo < 0.8 and hi > 1.25
+    assert table.null_range(bimodal, 5) == (lo, hi)  # seeded: the same samples, the same range
+    lo, hi = table.null_range(bimodal[:10], 5) or (0.0, 0.0)
+    assert 0.98 < lo < 1.0 < hi < 1.02
+    assert table.null_range(bimodal[:9], 5) is None
 
 
 def test_pcap_wire_bytes_sums_original_lengths(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from types import TracebackType
 from pyroute2.netlink import NETLINK_SOCK_DIAG, NLM_F_MATCH, NLM_F_REQUEST, NLM_F_ROOT, NLMSG_DONE, NLMSG_ERROR
 from pyroute2.netlink.diag import SOCK_DIAG_BY_FAMILY
 
-from verifier.model.ownership import Endpoints, canonical_ip
+from verifier.model.ownership import Endpoints, OwnedFlow, canonical_ip
 
 # Kernel TCP states (include/net/tcp_states.h); idiag_state carries these numbers.
 TCP_STATES = dict(
@@ -80,6 +80,12 @@ class TcpSocket:
     def endpoints(self) -> Endpoints:
         """The connection as this socket holds it: what a capture's announcement names."""
         return self.local, self.local_port, self.remote, self.remote_port
+
+    def owned(self, pid: int | None, owner: str, role: str) -> OwnedFlow:
+        """This connection as the ownership samplers report it: its holder and its role."""
+        return OwnedFlow(
+            self.local, self.local_port, self.remote, self.remote_port, self.state, self.inode, pid, owner, role
+        )
 
 
 # What the samplers take: TCP sockets, all of them or (with port ranges) those on the ports.

@@ -82,14 +82,9 @@ def own_programs() -> dict[int, tuple[int, int]]:
 
 
 def _evidence_drops(capture: Any) -> int | None:
-    # Combined.stop() keeps the evidence's pcaps and problems but not its loss counts; they are
-    # read here: the sampled ring's drops when one ran beside the counter, else the eBPF
-    # program's records refused by its full ring buffer.
-    evidence = getattr(capture, "_evidence", None)
-    drops = getattr(evidence, "_drops", None)
-    if isinstance(drops, dict):
-        return sum(drops.values())
-    lost = getattr(getattr(capture, "_counter", None), "evidence_lost", None)
+    # The default engine's evidence losses (engines.Combined.evidence_lost); the ring engine alone
+    # keeps no evidence apart from what it counts.
+    lost = getattr(capture, "evidence_lost", None)
     return lost if isinstance(lost, int) else None
 
 

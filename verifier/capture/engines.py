@@ -60,6 +60,13 @@ class Combined:
     def __init__(self, counter: EbpfCapture, evidence: LiveCapture | None) -> None:
         self._counter = counter
         self._evidence = evidence
+        self._lost = 0
+
+    @property
+    def evidence_lost(self) -> int:
+        """Evidence frames lost, known after stop(): the sampled ring's drops when one ran beside
+        the counter, else the eBPF program's records its full ring buffer refused."""
+        return self._lost
 
     def start(self) -> None:
         self._counter.start()
@@ -81,7 +88,9 @@ class Combined:
         the last ACKs (the ring engine alone needs its reader to catch up, and waits longer)."""
         ring = self._evidence
         if ring is None:
-            return self._counter.stop(drain_s)  # the eBPF program's own evidence pcaps, if any
+            counted = self._counter.stop(drain_s)  # the eBPF program's own evidence pcaps, if any
+            self._lost = self._counter.evidence_lost
+            return counted
         # Both at once: each spends its time waiting for the kernel (the links' and the packet
         # sockets' release each wait for an RCU grace period), and the verdict waits for both.
         stopped: list[CaptureResult | BaseException] = []
@@ -101,6 +110,7 @@ class Combined:
         evidence = stopped[0]
         if isinstance(evidence, BaseException):
             raise evidence
+        self._lost = sum(i.drops for i in evidence.interfaces)
         pcaps = {i.name: i.pcap for i in evidence.interfaces if i.pcap}
         ifaces = tuple(replace(i, pcap=pcaps.get(i.name)) for i in counted.interfaces)
         sampled = "sampled" if ring.sample else "every frame"

@@ -84,9 +84,7 @@ class DomainsSampler:
                 p = self._known[s.inode]
                 role = "migration" if p is not None and p.guest is not None else "foreign"
                 owner = p.owner if p is not None else "unknown"
-                self._flows[key] = OwnedFlow(
-                    s.local, s.local_port, s.remote, s.remote_port, s.state, s.inode, p.pid if p else None, owner, role
-                )
+                self._flows[key] = s.owned(p.pid if p else None, owner, role)
         except Exception as exc:  # the thread boundary: a lost sampler must not fail silently
             self.problem = f"ownership sampling failed: {type(exc).__name__}: {exc}"
             return False

@@ -269,7 +269,7 @@ class OwnershipSampler:
                 # A listener is not a connection; with ports given, QEMU's VNC or chardev
                 # connections are not the migration's either.
                 if s.state != "LISTEN" and (self._ports is None or self._in_ports(s)):
-                    self._flows.setdefault(key, _flow(s, pid, f"qemu ({self._vm})", "migration"))
+                    self._flows.setdefault(key, s.owned(pid, f"qemu ({self._vm})", "migration"))
                 continue
             if not self._in_ports(s):
                 continue
@@ -281,7 +281,7 @@ class OwnershipSampler:
             settled = settled and _final(s, process)
             if key not in self._foreign:
                 owner = process.owner if process is not None else "unknown"
-                self._foreign[key] = _flow(s, process.pid if process is not None else None, owner, "foreign")
+                self._foreign[key] = s.owned(process.pid if process is not None else None, owner, "foreign")
         return settled
 
 
@@ -293,7 +293,3 @@ def _final(s: TcpSocket, process: Process | None) -> bool:
     if not s.inode:
         return s.state not in ("ESTABLISHED", "SYN_RECV", "NEW_SYN_RECV")
     return process is not None and process.name not in LIBVIRT_DAEMONS
-
-
-def _flow(s: TcpSocket, pid: int | None, owner: str, role: str) -> OwnedFlow:
-    return OwnedFlow(s.local, s.local_port, s.remote, s.remote_port, s.state, s.inode, pid, owner, role)
