@@ -152,9 +152,8 @@ def lab_case(memory_mib: int, data_mib: int, rounds: int, tmp: Path, progress: C
             # (U U W W, then W W U U) the fourth round was slow in three runs of three (its first
             # watched migration 3.73-4.05 s, its first unwatched 3.15-3.67 s, against about 3.0 s),
             # and the watched side, first in that round, took the most of it.
-            sides = ("unwatched", "watched", "watched", "unwatched")
-            if n % 2:
-                sides = sides[::-1]
+            u, w = "unwatched", "watched"
+            sides = (u, w, w, u) if n % 2 == 0 else (w, u, u, w)
             progress(f"migration round {n + 1}/{rounds}: {' '.join(s[0].upper() for s in sides)}")
             for k, (side, (src, dst)) in enumerate(zip(sides, legs, strict=True)):
                 if side == "unwatched":
