@@ -129,6 +129,15 @@ def socket_inodes(pid: int, proc: Path = PROC) -> frozenset[int]:
     return frozenset(int(link[8:-1]) for link in links if link.startswith("socket:["))
 
 
+def _visible_inodes(pid: int, proc: Path) -> frozenset[int]:
+    """socket_inodes() for a walk: another user's process while not root shows none (its sockets
+    stay unknown) rather than ending the walk."""
+    try:
+        return socket_inodes(pid, proc)
+    except OSError:
+        return frozenset()
+
+
 class ProcessIndex:
     """inode -> owning process, from one walk over /proc/*/fd: a snapshot, build one per sample."""
 
@@ -149,11 +158,7 @@ class ProcessIndex:
                     seen[pid] = netns_of(proc, pid)
                 if seen[pid] != netns:
                     continue
-            try:
-                inodes = socket_inodes(pid, proc)
-            except OSError:  # another user's process while not root: its sockets stay unknown
-                continue
-            for inode in inodes:
+            for inode in _visible_inodes(pid, proc):
                 self._pids.setdefault(inode, []).append(pid)
 
     def process(self, inode: int) -> Process | None:
@@ -182,17 +187,19 @@ class OwnerFinder:
         self._walk = walk or ProcessIndex
         self._seen: dict[int, str | None] = {}  # pid -> network namespace, across walks
         self._index: ProcessIndex | None = None  # this look's walk
+        self._held: dict[int, frozenset[int]] = {}  # this look's reads of known programs' sockets
         self._programs: dict[int, Process] = {}  # pid -> a known owner, asked first
 
     def new_look(self) -> None:
         self._index = None
+        self._held = {}
 
     def find(self, inode: int) -> Process | None:
         for pid, known in list(self._programs.items()):
-            try:
-                held = socket_inodes(pid, self._proc)
-            except OSError:
-                held = frozenset()
+            # Read once per look, like the walk: a look's inodes all come from one socket listing.
+            held = self._held.get(pid)
+            if held is None:
+                held = self._held[pid] = _visible_inodes(pid, self._proc)
             if inode in held:
                 return known
             if not held:
