@@ -96,10 +96,7 @@ def pair() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def _listening(port: int) -> bool:
-    out = subprocess.run(
-        ["ip", "netns", "exec", NS_B, "ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=False
-    )
-    return bool(out.stdout.strip())
+    return bool(_ns(NS_B, "ss", "-Hltn", f"sport = :{port}", check=False).stdout.strip())
 
 
 def _offloads(on: bool) -> None:

@@ -354,23 +354,30 @@ def test_find_libvirtd_pids_finds_a_daemon_by_name(spawn: Spawn) -> None:
     assert daemon.pid in find_libvirtd_pids()
 
 
-def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> None:
-    # A /proc tree on disk: pid 100 is the guest's QEMU on the other node (another netns),
-    # 200 the one beside us; 300 and 400 are libvirt daemons in ours and in the other.
+def fake_proc(tmp_path: Path, *processes: tuple[str, str, str, bytes]) -> Path:
+    """A /proc tree on disk: (pid, comm, network namespace link, cmdline) each, no descriptors yet."""
     proc = tmp_path / "proc"
-    qemu_cmdline = b"/usr/bin/qemu-system-x86_64\0-name\0guest=vm01,debug-threads=on\0"
-    for pid, comm, netns, cmdline in (
-        ("self", "pytest", "net:[1]", b"pytest\0"),
-        ("100", "qemu-system-x86", "net:[2]", qemu_cmdline),
-        ("200", "qemu-system-x86", "net:[1]", qemu_cmdline),
-        ("300", "virtqemud", "net:[1]", b"/usr/sbin/virtqemud\0"),
-        ("400", "libvirtd", "net:[2]", b"/usr/sbin/libvirtd\0"),
-    ):
+    for pid, comm, netns, cmdline in processes:
         (proc / pid / "ns").mkdir(parents=True)
         (proc / pid / "fd").mkdir()
         (proc / pid / "comm").write_text(comm + "\n")
         (proc / pid / "cmdline").write_bytes(cmdline)
         (proc / pid / "ns" / "net").symlink_to(netns)
+    return proc
+
+
+def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> None:
+    # A /proc tree on disk: pid 100 is the guest's QEMU on the other node (another netns),
+    # 200 the one beside us; 300 and 400 are libvirt daemons in ours and in the other.
+    qemu_cmdline = b"/usr/bin/qemu-system-x86_64\0-name\0guest=vm01,debug-threads=on\0"
+    proc = fake_proc(
+        tmp_path,
+        ("self", "pytest", "net:[1]", b"pytest\0"),
+        ("100", "qemu-system-x86", "net:[2]", qemu_cmdline),
+        ("200", "qemu-system-x86", "net:[1]", qemu_cmdline),
+        ("300", "virtqemud", "net:[1]", b"/usr/sbin/virtqemud\0"),
+        ("400", "libvirtd", "net:[2]", b"/usr/sbin/libvirtd\0"),
+    )
     (proc / "200" / "fd" / "3").symlink_to("socket:[555]")
     (proc / "200" / "fd" / "4").symlink_to("/dev/null")
     pid_file(tmp_path, "vm01", 100)
@@ -405,13 +412,13 @@ def test_process_in_another_network_namespace_is_not_ours(tmp_path: Path) -> Non
 
 
 def test_a_known_programs_next_connection_is_found_without_a_walk(tmp_path: Path) -> None:
-    proc = tmp_path / "proc"
-    for pid, comm in (("self", "pytest"), ("100", "glusterfsd"), ("200", "backup-agent"), ("300", "libvirtd")):
-        (proc / pid / "ns").mkdir(parents=True)
-        (proc / pid / "fd").mkdir()
-        (proc / pid / "comm").write_text(comm + "\n")
-        (proc / pid / "cmdline").write_bytes(comm.encode() + b"\0")
-        (proc / pid / "ns" / "net").symlink_to("net:[1]")
+    proc = fake_proc(
+        tmp_path,
+        ("self", "pytest", "net:[1]", b"pytest\0"),
+        ("100", "glusterfsd", "net:[1]", b"glusterfsd\0"),
+        ("200", "backup-agent", "net:[1]", b"backup-agent\0"),
+        ("300", "libvirtd", "net:[1]", b"libvirtd\0"),
+    )
     walks: list[int] = []
 
     def walk(*args: Any) -> ProcessIndex:
