@@ -22,6 +22,7 @@ BPF_TCX_INGRESS = 46  # enum bpf_attach_type, include/uapi/linux/bpf.h (kernel 6
 BPF_TCX_EGRESS = 47
 BPF_ANY = 0
 _LOG_LIMIT = 8000  # keep the end of libbpf's log (the verifier's verdict) for error messages
+_LIBBPF_DEBUG = 2  # enum libbpf_print_level: WARN 0, INFO 1, DEBUG 2
 
 _lib: ctypes.CDLL | None = None
 _log: list[str] = []
@@ -35,12 +36,17 @@ class BpfError(OSError):
 
 @_PRINT_FN
 def _print(level: int, fmt: bytes | None, args: int | None) -> int:
+    # Debug lines (about 360 per load, none of them a reason for failing) are not formatted: a
+    # load's failure comes as warnings, the verifier's log included.
+    if level >= _LIBBPF_DEBUG:
+        return 0
     # libbpf hands a va_list; on x86_64 and arm64 Linux it is passed as a pointer, so libc's
     # vsnprintf formats it. The text is kept for the error message instead of going to stderr.
-    buf = ctypes.create_string_buffer(1024)
+    # One warning can be the verifier's whole log, its verdict at the end: room for all of it.
+    buf = ctypes.create_string_buffer(1 << 20)
     _libc.vsnprintf(buf, len(buf), fmt, ctypes.c_void_p(args))
     _log.append(buf.value.decode(errors="replace"))
-    if sum(len(line) for line in _log) > 4 * _LOG_LIMIT:
+    if len(_log) > 64 and sum(len(line) for line in _log) > 4 * _LOG_LIMIT:
         del _log[: len(_log) // 2]
     return 0
 
