@@ -18,6 +18,8 @@ CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the po
 FLOW_KEY = struct.Struct("=IBBHH2x16s16s")
 NBINS = 32  # NBINS in count.bpf.c: tenths of a second kept per flow, a ring
 FLOW_VAL = struct.Struct(f"=QQQQ{2 * NBINS}Q")  # bytes, packets, payload, flags, then (tag, bytes) per slot
+NSLOTS = 32  # NSLOTS in count.bpf.c
+SLOT = struct.Struct(f"=44s4x{FLOW_VAL.size}s")  # struct vp_slot: the key (zero family: free), its counters
 _FLOW_HEAD = struct.Struct("=QQQQ")
 _RING = struct.Struct(f"={2 * NBINS}Q")
 U64 = struct.Struct("=Q")
@@ -35,6 +37,21 @@ def port_bitmap(ports: PortRanges) -> list[int]:
         for port in range(max(lo, 0), min(hi, 65535) + 1):
             words[port >> 6] |= 1 << (port & 63)
     return words
+
+
+def merge_slots(flow_items: Items, slots: bytes, ncpu: int) -> list[tuple[bytes, bytes]]:
+    """The flows map's items with the slots array's (SLOTS: every slot's per-CPU values, slot by
+    slot) added in, in the same shape: a flow counts on each CPU either in a slot or in the map
+    (count.bpf.c), so a slot's value fills its CPU's part of the flow's value."""
+    merged = {key: bytearray(value) for key, value in flow_items}
+    for n in range(len(slots) // SLOT.size):
+        key, value = SLOT.unpack_from(slots, n * SLOT.size)
+        if key[5] == 0:  # vp_flow_key.family: a slot no flow took on this CPU
+            continue
+        cpu = n % ncpu
+        whole = merged.setdefault(key, bytearray(ncpu * FLOW_VAL.size))
+        whole[cpu * FLOW_VAL.size : (cpu + 1) * FLOW_VAL.size] = value
+    return [(key, bytes(value)) for key, value in merged.items()]
 
 
 def ring_tenths(raw_key: bytes, raw: bytes, ncpu: int) -> Iterator[tuple[tuple[bytes, int, int], int]]:

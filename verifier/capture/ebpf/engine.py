@@ -13,12 +13,15 @@ Hook, chosen by measurement (iperf3 over a veth, offloads off, 4 s, kernel.bpf_s
   per 4-tuple, bytes and frames, with TSO and with offloads off.
 - a socket filter on a packet socket (tcpdump's tap, so equal to tcpdump by construction): 2.0M
   runs, 350-430 ms for 2.8 GB, iperf3 down to 5.5 Gbit/s: the tap clones every outgoing frame
-  and runs once per segment. 15x the kernel CPU per GB: not chosen.
+  and runs once per segment. 15x the kernel CPU per GB: not chosen (and its program since removed
+  from count.bpf.c).
 tcx links belong to their file descriptors: closing them, or the process dying, detaches the
 programs; nothing is pinned, and legacy tc (clsact) filters, which outlive the process, are not used.
 
+A flow's counters on a CPU live in one of 32 per-CPU slots (the first flow whose ports land on a
+slot keeps it) or else in the per-CPU hash map; user space merges the two (decode.merge_slots).
 Bins are counted in the kernel per 100 ms since start (a bpf_timer keeps the current tenth), in a
-ring of 32 slots inside each flow's value (one hash lookup per frame), and read by a thread once a
+ring of 32 bins inside each flow's counters (no second lookup per frame), and read by a thread once a
 second, before a slot comes round again: a frame lands in the tenth it passed, not in the second a
 late reader woke up in. Totals never depend on the reader; a tenth it missed is reported. With an
 output directory the same thread drains the programs' evidence records into headers-only pcaps
@@ -46,9 +49,12 @@ from verifier.capture.ebpf.decode import (
     FIRST,
     FLOW_KEY,
     FLOW_VAL,
+    NSLOTS,
+    SLOT,
     U64,
     announced,
     fill_counter,
+    merge_slots,
     missed_tenths,
     port_bitmap,
     ring_tenths,
@@ -136,7 +142,7 @@ class EbpfCapture:
         settled at stop(); `watch --until-idle` only needs to see the count grow)."""
         if self._obj is None:
             return 0
-        return sum(sum(self._per_cpu(v, FLOW_VAL.size)) for _k, v in self._items("flows", FLOW_KEY.size, FLOW_VAL.size))
+        return sum(sum(self._per_cpu(v, FLOW_VAL.size)) for _k, v in self._flow_items())
 
     def on_new_flow(self, callback: Callable[[Sequence[Endpoints]], None]) -> bool:
         """Call CALLBACK (from the reader thread) with the connections, soon after they carry their
@@ -168,7 +174,7 @@ class EbpfCapture:
     def _collect(self) -> None:
         """Keep every used bin slot's value, per flow, CPU and tenth (a tenth still running is
         read again later, larger)."""
-        for raw_key, raw in self._items("flows", FLOW_KEY.size, FLOW_VAL.size):
+        for raw_key, raw in self._flow_items():
             self._tenths.update(ring_tenths(raw_key, raw, self._ncpu))
 
     def _stop_reader(self) -> None:
@@ -222,6 +228,12 @@ class EbpfCapture:
         assert self._obj is not None
         return list(loader.map_items(self._obj.map_fd(name), key_size, value_size * self._ncpu))
 
+    def _flow_items(self) -> list[tuple[bytes, bytes]]:
+        """Every flow's per-CPU counters: the flows map's and the slots array's, merged."""
+        assert self._obj is not None
+        slots = loader.array_values(self._obj.map_fd("slots"), NSLOTS, SLOT.size * self._ncpu)
+        return merge_slots(self._items("flows", FLOW_KEY.size, FLOW_VAL.size), slots, self._ncpu)
+
     def _per_cpu(self, raw: bytes, size: int) -> list[int]:
         return [U64.unpack_from(raw, i * size)[0] for i in range(self._ncpu)]
 
@@ -231,7 +243,7 @@ class EbpfCapture:
         counter = Counter(self.ports, self.t0)
         for name in self.interfaces:
             counter.ensure(name)
-        flow_items = self._items("flows", FLOW_KEY.size, FLOW_VAL.size)
+        flow_items = self._flow_items()
         first_items = loader.map_items(self._obj.map_fd("firsts"), FLOW_KEY.size, FIRST.size)
         packets = fill_counter(counter, flow_items, first_items, self._tenths, self._ifindex, self._ncpu)
         counter.last_ts = time.time()

@@ -1,0 +1,47 @@
+"""decode.merge_slots: the slots array and the flows map, added like the CPUs of one map.
+
+Bytes shaped as the kernel hands them (count.bpf.c's structs, per-CPU values back to back), so
+that this runs without eBPF; test_ebpf.py checks the same against tcpdump with real traffic."""
+
+from __future__ import annotations
+
+import socket
+
+from verifier.capture.ebpf.decode import FLOW_KEY, FLOW_VAL, NBINS, NSLOTS, SLOT, merge_slots
+
+NCPU = 2
+
+
+def _key(sport: int, family: int = 4) -> bytes:
+    addr = socket.inet_aton("198.18.210.1") + bytes(12)
+    return FLOW_KEY.pack(7, 1, family, sport, 49152, addr, addr)
+
+
+def _val(nbytes: int) -> bytes:
+    return FLOW_VAL.pack(nbytes, 1, nbytes - 66, 0, *([0] * 2 * NBINS))
+
+
+def _slots(taken: dict[tuple[int, int], tuple[bytes, bytes]]) -> bytes:
+    """NSLOTS slots of NCPU values each; TAKEN: (slot, cpu) -> (key, value), the rest free (zeros)."""
+    free = (bytes(FLOW_KEY.size), bytes(FLOW_VAL.size))
+    return b"".join(SLOT.pack(*taken.get((n, cpu), free)) for n in range(NSLOTS) for cpu in range(NCPU))
+
+
+def _per_cpu_bytes(value: bytes) -> list[int]:
+    return [FLOW_VAL.unpack_from(value, cpu * FLOW_VAL.size)[0] for cpu in range(NCPU)]
+
+
+def test_a_flow_in_a_slot_on_one_cpu_and_in_the_map_on_another_is_one_flow() -> None:
+    a, b = _key(40000), _key(40001)
+    in_map = [(a, _val(1000) + bytes(FLOW_VAL.size))]  # CPU 0 counted A in the map
+    slots = _slots({(3, 1): (a, _val(500)), (9, 0): (b, _val(70))})  # CPU 1 in slot 3; B only in a slot
+    merged = dict(merge_slots(in_map, slots, NCPU))
+    assert set(merged) == {a, b}  # free slots (family 0) are no flow
+    assert _per_cpu_bytes(merged[a]) == [1000, 500]
+    assert _per_cpu_bytes(merged[b]) == [70, 0]
+    assert all(len(v) == NCPU * FLOW_VAL.size for v in merged.values())
+
+
+def test_nothing_in_the_slots_leaves_the_map_as_it_was() -> None:
+    items = [(_key(40000, family=6), _val(123) + _val(456))]
+    assert merge_slots(items, _slots({}), NCPU) == items
