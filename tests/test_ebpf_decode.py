@@ -1,4 +1,5 @@
-"""decode.merge_slots: the slots array and the flows map, added like the CPUs of one map.
+"""decode.merge_slots: the slots array and the flows map, added like the CPUs of one map; and
+decode.config, the program's settings.
 
 Bytes shaped as the kernel hands them (count.bpf.c's structs, per-CPU values back to back), so
 that this runs without eBPF; test_ebpf.py checks the same against tcpdump with real traffic."""
@@ -7,7 +8,22 @@ from __future__ import annotations
 
 import socket
 
-from verifier.capture.ebpf.decode import FLOW_KEY, FLOW_VAL, NBINS, NSLOTS, SLOT, merge_slots
+from verifier.capture.ebpf.decode import (
+    CONFIG,
+    DEV,
+    FLOW_KEY,
+    FLOW_VAL,
+    HW_TSO4,
+    HW_TSO6,
+    INLINE_RANGES,
+    NBINS,
+    NDEVS,
+    NSLOTS,
+    SLOT,
+    config,
+    merge_slots,
+)
+from verifier.capture.ebpf.devices import Segmentation
 
 NCPU = 2
 
@@ -22,9 +38,9 @@ def _val(nbytes: int) -> bytes:
 
 
 def _slots(taken: dict[tuple[int, int], tuple[bytes, bytes]]) -> bytes:
-    """NSLOTS slots of NCPU values each; TAKEN: (slot, cpu) -> (key, value), the rest free (zeros)."""
+    """Each CPU's NSLOTS slots in turn; TAKEN: (slot, cpu) -> (key, value), the rest free (zeros)."""
     free = (bytes(FLOW_KEY.size), bytes(FLOW_VAL.size))
-    return b"".join(SLOT.pack(*taken.get((n, cpu), free)) for n in range(NSLOTS) for cpu in range(NCPU))
+    return b"".join(SLOT.pack(*taken.get((n, cpu), free)) for cpu in range(NCPU) for n in range(NSLOTS))
 
 
 def _per_cpu_bytes(value: bytes) -> list[int]:
@@ -45,3 +61,19 @@ def test_a_flow_in_a_slot_on_one_cpu_and_in_the_map_on_another_is_one_flow() -> 
 def test_nothing_in_the_slots_leaves_the_map_as_it_was() -> None:
     items = [(_key(40000, family=6), _val(123) + _val(456))]
     assert merge_slots(items, _slots({}), NCPU) == items
+
+
+def test_config_puts_few_ranges_inline_and_two_devices_on_one_entry_into_the_map() -> None:
+    tso, soft = Segmentation(True, True), Segmentation(False, False, 64)
+    packed, spill = config(((49152, 49215), (16509, 16509)), 123, {3: tso, 3 + NDEVS: soft})
+    nranges, ninline, t0, *rest = CONFIG.unpack(packed)
+    lows, highs, table = rest[:INLINE_RANGES], rest[INLINE_RANGES : 2 * INLINE_RANGES], rest[2 * INLINE_RANGES]
+    assert (nranges, ninline, t0) == (2, 2, 123)
+    assert lows == [49152, 16509, 1, 1] and highs == [49215, 16509, 0, 0]  # unused ranges are empty
+    assert DEV.unpack_from(table, 3 * DEV.size) == (3, HW_TSO4 | HW_TSO6, 65535)
+    assert spill == {3 + NDEVS: DEV.pack(3 + NDEVS, 0, 64)}  # its entry was taken: the map holds it
+    many = tuple((p, p) for p in range(1000, 1000 + INLINE_RANGES + 1))
+    packed, _ = config(many, 0, {})
+    assert CONFIG.unpack(packed)[:2] == (len(many), 0)  # too many to inline: the bitmap decides
+    bitmap = CONFIG.unpack(packed)[-1024:]
+    assert all(bitmap[p >> 6] >> (p & 63) & 1 for p, _ in many) and not bitmap[999 >> 6] >> (999 & 63) & 1

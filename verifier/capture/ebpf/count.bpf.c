@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // verify-path: count TCP frames on the watched ports per (interface, direction, 4-tuple) and per
 // tenth of a second, in the kernel, without copying a frame to user space (only a bounded sample
-// of frame headers, as evidence). Never alters traffic: the tc
-// programs always return TCX_NEXT ("continue").
+// of frame headers, as evidence). Never alters traffic: the tc programs always return TCX_NEXT
+// ("continue"). Reads no kernel struct, only __sk_buff and the packet: no CO-RE, no kernel BTF.
 //
-// Built at install time against vmlinux.h from the running kernel's BTF (the Debian headers for
-// this kernel do not exist, design.md section 6); see build.py.
+// Built at install time with the types of vmlinux.h from the running kernel's BTF (the Debian
+// headers for this kernel do not exist, design.md section 6); see build.py.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -28,15 +28,32 @@
 
 enum { DIR_RX = 0, DIR_TX = 1 };
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 enum { ST_FLOW_FULL, ST_EVIDENCE_LOST, ST_MAX };  // index into `stats`
 
-// The watched ports as a bitmap (bit p of the 65,536): one load and a shift per port, however many
-// ranges, where a loop over ranges multiplied the verifier's work (and the load time) by each range.
+// The watched ports: up to INLINE_RANGES ranges in the config's first cache line, which every
+// frame reads anyway; more as a bitmap (bit p of the 65,536), one load and a shift per port. The
+// bitmap's word is a line of its own, which the stream's data copies evict between frames: perf
+// showed its load among the program's hottest instructions, where every profile has 1-3 ranges.
+#define INLINE_RANGES 4
+
+// A watched device's segmentation (devices.py), at devs[ifindex % NDEVS] of the config, or in the
+// `devs` map when two watched devices share that entry.
+#define NDEVS 64
+#define HW_TSO4 1  // the device segments IPv4 TCP itself
+#define HW_TSO6 2  // and IPv6
+struct vp_dev {
+	__u32 ifindex;
+	__u16 flags;
+	__u16 gso_max_segs;
+};
+
 struct vp_config {
 	__u32 nranges;  // 0: not configured yet, count nothing
-	__u32 pad;
+	__u32 ninline;  // the ranges are lo[]/hi[] (unused ones empty: lo > hi); 0: use the bitmap
 	__u64 t0_ns;  // CLOCK_MONOTONIC at start: bins count tenths of a second from it
+	__u16 lo[INLINE_RANGES];
+	__u16 hi[INLINE_RANGES];
+	struct vp_dev devs[NDEVS];
 	__u64 ports[1024];
 };
 
@@ -121,6 +138,14 @@ struct {
 	__type(value, struct vp_config);
 } vp_config SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct vp_dev);
+} devs SEC(".maps");
+
 // Per-CPU: no atomic operation on the hot path; user space adds the CPUs' values. Not
 // preallocated: a capture sees tens of flows, and preallocating 16384 per-CPU entries of 544
 // bytes at load would cost more CPU than counting gigabytes does.
@@ -140,11 +165,17 @@ struct {
 	__type(value, struct vp_first_val);
 } firsts SEC(".maps");
 
+// All the slots in one per-CPU value (18.5 KiB per CPU): one per-CPU pointer for every frame to
+// load (from a line that stays cached), not one of NSLOTS.
+struct vp_slots {
+	struct vp_slot slot[NSLOTS];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NSLOTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct vp_slot);
+	__type(value, struct vp_slots);
 } slots SEC(".maps");
 
 // A wake-up for user space each time a flow carries its first payload (on a CPU, a way, an
@@ -300,9 +331,11 @@ __attribute__((noinline)) int keep_evidence(struct __sk_buff *skb, __u32 dir, __
 // The flow's counters on this CPU: its slot when it holds (or can take) one, else its hash entry.
 static __always_inline struct vp_flow_val *flow_counters(struct vp_flow_key *key, const __u64 *words)
 {
-	__u32 idx = (key->sport ^ key->dport ^ (key->ifindex << 1) ^ key->dir) & (NSLOTS - 1);
-	struct vp_slot *slot = bpf_map_lookup_elem(&slots, &idx);
-	if (slot) {
+	__u32 zero = 0;
+	struct vp_slots *table = bpf_map_lookup_elem(&slots, &zero);
+	if (table) {
+		__u32 idx = (key->sport ^ key->dport ^ (key->ifindex << 1) ^ key->dir) & (NSLOTS - 1);
+		struct vp_slot *slot = &table->slot[idx];
 		if (slot->key.family == 0) {  // free on this CPU: the flow takes it for good
 #pragma unroll
 			for (int i = 0; i < 6; i++)
@@ -325,41 +358,57 @@ static __always_inline struct vp_flow_val *flow_counters(struct vp_flow_key *key
 
 static __always_inline int watched(const struct vp_config *cfg, __u16 port)
 {
+	if (cfg->ninline) {
+		int in = 0;
+#pragma unroll
+		for (int i = 0; i < INLINE_RANGES; i++)
+			in |= port >= cfg->lo[i] && port <= cfg->hi[i];
+		return in;
+	}
 	return (cfg->ports[port >> 6] >> (port & 63)) & 1;
 }
 
 // How many frames a GSO super-packet leaves the device as. tc egress runs before the stack
 // segments for a device without TSO (validate_xmit_skb: TCP builds GSO packets whatever the
 // device offers), while tcpdump's tap sees the segments; count what the wire and tcpdump see.
-// Mirrors netif_skb_features() for the cases that occur: the TSO/TSO6 feature bit (masked by
-// vlan_features for a tagged packet) and gso_max_segs.
-static __always_inline __u32 egress_segments(struct __sk_buff *skb, __u32 segs, __u32 vlan, int v6)
+// Mirrors netif_skb_features() for the cases that occur: the TSO/TSO6 feature and gso_max_segs,
+// as user space read them at start (devices.py says why not from the kernel's structs here).
+static __always_inline __u32 egress_segments(const struct vp_config *cfg, __u32 ifindex, __u32 segs, int v6)
 {
 	if (segs <= 1)
 		return 1;
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
-	struct net_device *dev = kskb->dev;
-	if (!dev)
-		return 1;
-	__u64 features = dev->features;
-	if (vlan)
-		features &= dev->vlan_features;
-	__u64 tso = 1ULL << (v6 ? NETIF_F_TSO6_BIT : NETIF_F_TSO_BIT);
-	if ((features & tso) && segs <= dev->gso_max_segs)
+	const struct vp_dev *dev = &cfg->devs[ifindex & (NDEVS - 1)];
+	if (dev->ifindex != ifindex) {
+		dev = bpf_map_lookup_elem(&devs, &ifindex);  // two watched devices on one entry
+		if (!dev)
+			return 1;
+	}
+	__u16 tso = v6 ? HW_TSO6 : HW_TSO4;
+	if ((dev->flags & tso) && segs <= dev->gso_max_segs)
 		return 1;
 	return segs;
 }
 
 // N bytes at OFF: straight from the packet when they are in its linear part, else through the
-// helper. The direct read saves a helper call per header on every frame. The source is declared
-// 4-byte aligned so that clang copies words, not bytes (a 20-byte header took 20 loads and 40
-// shifts and ors); the verifier allows unaligned packet loads where the CPU does (x86, arm64),
-// and refuses the object where it does not (then the ring engine counts, and says why).
+// helper. The direct read saves a helper call per header on every frame. It copies 4 or 2 bytes
+// at a time (N is a multiple of 2 here): a memcpy from a packet pointer is compiled to single
+// bytes, 20 loads and 20 stores for a TCP header, and the 16-bit reads of the copy that follow
+// then wait for the byte stores (perf: the hottest instructions of the program). The verifier
+// allows unaligned packet loads where the CPU does (x86, arm64) and refuses the object where it
+// does not (then the ring engine counts, and says why).
 static __always_inline int load(struct __sk_buff *skb, void *data, void *end, __u32 off, void *to, const __u32 n)
 {
 	void *p = data + off;
 	if (p + n <= end) {
-		__builtin_memcpy(to, __builtin_assume_aligned(p, 4), n);
+		if (n % 4 == 0) {
+#pragma unroll
+			for (__u32 i = 0; i < n / 4; i++)
+				((__u32 *)to)[i] = ((const __u32 *)p)[i];
+		} else {
+#pragma unroll
+			for (__u32 i = 0; i < n / 2; i++)
+				((__u16 *)to)[i] = ((const __u16 *)p)[i];
+		}
 		return 0;
 	}
 	return bpf_skb_load_bytes(skb, off, to, n);
@@ -408,7 +457,7 @@ __attribute__((noinline)) int tcp_frame(struct __sk_buff *skb, struct vp_frame *
 	__u64 wire = len + (vlan ? 4 : 0);
 	__u64 frames = 1;
 	if (f->key.dir == DIR_TX) {
-		frames = egress_segments(skb, f->gso_segs, vlan, f->key.family == 6);
+		frames = egress_segments(cfg, f->key.ifindex, f->gso_segs, f->key.family == 6);
 		// Each segment repeats the headers (and the offloaded tag, if any).
 		wire += (frames - 1) * (l4 + thl + (vlan ? 4 : 0));
 	}
@@ -531,7 +580,7 @@ static __always_inline void count(struct __sk_buff *skb, __u32 dir)
 		for (int i = 0; i < 3; i++) {
 			if (nexthdr != 0 && nexthdr != 43 && nexthdr != 60)
 				break;
-			__u8 ext[2];
+			__u8 ext[2] __attribute__((aligned(4)));
 			if (load(skb, data, end, off + ihl, ext, 2))
 				return;
 			nexthdr = ext[0];

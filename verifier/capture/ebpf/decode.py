@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from verifier.capture.counting import Counter, PortRanges, _Conn, _Flow, _Iface, in_ranges
+from verifier.capture.ebpf.devices import Segmentation
 from verifier.capture.frames import TCP_ACK, TCP_SYN
 from verifier.model.ownership import Endpoints, canonical_ip
 
 # The C structs of count.bpf.c, native byte order; ports in host order, addresses as on the wire.
-CONFIG = struct.Struct("=I4xQ1024Q")  # struct vp_config: nranges, t0_ns, the port bitmap
+INLINE_RANGES = 4  # INLINE_RANGES in count.bpf.c
+NDEVS = 64  # NDEVS in count.bpf.c
+DEV = struct.Struct("=IHH")  # struct vp_dev: ifindex, flags, gso_max_segs
+HW_TSO4, HW_TSO6 = 1, 2  # vp_dev.flags
+# struct vp_config: nranges, ninline, t0_ns, lo[4], hi[4], devs[NDEVS], the bitmap
+CONFIG = struct.Struct(f"=IIQ4H4H{NDEVS * DEV.size}s1024Q")
 FLOW_KEY = struct.Struct("=IBBHH2x16s16s")
 NBINS = 32  # NBINS in count.bpf.c: tenths of a second kept per flow, a ring
 FLOW_VAL = struct.Struct(f"=QQQQ{2 * NBINS}Q")  # bytes, packets, payload, flags, then (tag, bytes) per slot
@@ -30,6 +36,29 @@ DIR_TX = 1  # vp_flow_key.dir of a frame sent
 Items = Iterable[tuple[bytes, bytes]]  # (key, value) of a map; per-CPU values back to back
 
 
+def config(ports: PortRanges, t0_ns: int, devices: Mapping[int, Segmentation]) -> tuple[bytes, dict[int, bytes]]:
+    """count.bpf.c's struct vp_config for PORTS, bins counted from T0_NS (CLOCK_MONOTONIC): the
+    ranges inline when there are few enough (unused ones empty, lo > hi), the bitmap always; and
+    the watched DEVICES' segmentation (by ifindex) at ifindex % NDEVS. Also the devices two share
+    an entry for, as the `devs` map's entries (ifindex -> struct vp_dev)."""
+    few = len(ports) <= INLINE_RANGES
+    ranges = list(ports) + [(1, 0)] * (INLINE_RANGES - len(ports)) if few else [(1, 0)] * INLINE_RANGES
+    lows = [max(0, min(lo, 65535)) for lo, _hi in ranges]
+    highs = [max(0, min(hi, 65535)) for _lo, hi in ranges]
+    table = bytearray(NDEVS * DEV.size)
+    spill: dict[int, bytes] = {}
+    for ifindex, seg in sorted(devices.items()):
+        flags = (HW_TSO4 if seg.tso4 else 0) | (HW_TSO6 if seg.tso6 else 0)
+        entry = DEV.pack(ifindex, flags, min(seg.gso_max_segs, 65535))
+        at = (ifindex % NDEVS) * DEV.size
+        if DEV.unpack_from(table, at)[0]:
+            spill[ifindex] = entry
+        else:
+            table[at : at + DEV.size] = entry
+    packed = CONFIG.pack(len(ports), len(ports) if few else 0, t0_ns, *lows, *highs, bytes(table), *port_bitmap(ports))
+    return packed, spill
+
+
 def port_bitmap(ports: PortRanges) -> list[int]:
     """The 65,536-bit map of count.bpf.c's config, as 1024 words: bit p set when port p is watched."""
     words = [0] * 1024
@@ -40,15 +69,15 @@ def port_bitmap(ports: PortRanges) -> list[int]:
 
 
 def merge_slots(flow_items: Items, slots: bytes, ncpu: int) -> list[tuple[bytes, bytes]]:
-    """The flows map's items with the slots array's (SLOTS: every slot's per-CPU values, slot by
-    slot) added in, in the same shape: a flow counts on each CPU either in a slot or in the map
-    (count.bpf.c), so a slot's value fills its CPU's part of the flow's value."""
+    """The flows map's items with the slots added in, in the same shape. SLOTS: the slots map's
+    one per-CPU value, each CPU's NSLOTS slots in turn. A flow counts on each CPU either in a slot
+    or in the map (count.bpf.c), so a slot's value fills its CPU's part of the flow's value."""
     merged = {key: bytearray(value) for key, value in flow_items}
     for n in range(len(slots) // SLOT.size):
         key, value = SLOT.unpack_from(slots, n * SLOT.size)
         if key[5] == 0:  # vp_flow_key.family: a slot no flow took on this CPU
             continue
-        cpu = n % ncpu
+        cpu = n // NSLOTS
         whole = merged.setdefault(key, bytearray(ncpu * FLOW_VAL.size))
         whole[cpu * FLOW_VAL.size : (cpu + 1) * FLOW_VAL.size] = value
     return [(key, bytes(value)) for key, value in merged.items()]

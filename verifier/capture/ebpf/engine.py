@@ -9,7 +9,7 @@ Hook, chosen by measurement (iperf3 over a veth, offloads off, 4 s, kernel.bpf_s
 - tcx ingress+egress (kernel 6.6+): the program ran 93k times for 3.7 GB, 27 ms in all; iperf3
   kept 7.3-8.0 Gbit/s (9.4 without a counter). tcx sees a GSO super-packet once, before the stack
   segments it for a device without TSO, so the program counts the segments the wire and tcpdump
-  see from gso_segs and the device's features (egress_segments in count.bpf.c): equal to tcpdump
+  see from gso_segs and the device's offloads (egress_segments in count.bpf.c, devices.py): equal to tcpdump
   per 4-tuple, bytes and frames, with TSO and with offloads off.
 - a socket filter on a packet socket (tcpdump's tap, so equal to tcpdump by construction): 2.0M
   runs, 350-430 ms for 2.8 GB, iperf3 down to 5.5 Gbit/s: the tap clones every outgoing frame
@@ -42,10 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from verifier.capture.counting import Counter, PortRanges
-from verifier.capture.ebpf import loader, objects
+from verifier.capture.ebpf import devices, loader, objects
 from verifier.capture.ebpf.build import OBJECT
 from verifier.capture.ebpf.decode import (
-    CONFIG,
     FIRST,
     FLOW_KEY,
     FLOW_VAL,
@@ -53,10 +52,10 @@ from verifier.capture.ebpf.decode import (
     SLOT,
     U64,
     announced,
+    config,
     fill_counter,
     merge_slots,
     missed_tenths,
-    port_bitmap,
     ring_tenths,
 )
 from verifier.capture.ebpf.evidence import EVIDENCE_BYTES, EvidenceWriter
@@ -100,20 +99,26 @@ class EbpfCapture:
         self.evidence_lost = 0  # evidence records the full ring buffer refused, known after stop()
         self._on_new_flow: Callable[[Sequence[Endpoints]], None] | None = None
         self._announced: list[Endpoints] = []  # new-flow events of one drain, for the callback
+        self._segmentation: dict[str, devices.Segmentation] = {}  # as read at start
+        self._segmentation_problem: str | None = None  # why it could not be read
 
     def start(self) -> None:
         try:
             self._obj = objects.take(self._objpath)
             self._ncpu = loader.possible_cpus()
             self.t0 = time.time()
-            config = CONFIG.pack(len(self.ports), time.monotonic_ns(), *port_bitmap(self.ports))  # ktime's clock
-            loader.map_update(self._obj.map_fd("vp_config"), struct.pack("=I", 0), config)
             for name in self.interfaces:
                 try:
-                    index = socket.if_nametoindex(name)
+                    self._ifindex[socket.if_nametoindex(name)] = name
                 except OSError:
                     raise EnvironmentProblem(f"no interface {name}", hint="check the interface exists") from None
-                self._ifindex[index] = name
+            self._segmentation, self._segmentation_problem = devices.at_start(self.interfaces)
+            by_index = {index: self._segmentation[name] for index, name in self._ifindex.items()}
+            settings, spill = config(self.ports, time.monotonic_ns(), by_index)  # ktime's clock
+            loader.map_update(self._obj.map_fd("vp_config"), struct.pack("=I", 0), settings)
+            for index, entry in spill.items():
+                loader.map_update(self._obj.map_fd("devs"), struct.pack("=I", index), entry)
+            for index, name in self._ifindex.items():
                 # The interface's counters bracket our counting: baseline before its programs are
                 # attached, end value after they are detached (stop), so we never count more.
                 start = read_counters(name)
@@ -210,6 +215,9 @@ class EbpfCapture:
             self._collect()  # the last tenths, after the programs are gone
             counter, packets = self._read()
             problems = self._problems() + missed_tenths(counter)
+            problems += (
+                (self._segmentation_problem,) if self._segmentation_problem else devices.changed(self._segmentation)
+            )
         finally:
             self._close()
         pcaps, pcap_problems = self._evidence.close() if self._evidence else ({}, ())
@@ -231,7 +239,9 @@ class EbpfCapture:
     def _flow_items(self) -> list[tuple[bytes, bytes]]:
         """Every flow's per-CPU counters: the flows map's and the slots array's, merged."""
         assert self._obj is not None
-        slots = loader.array_values(self._obj.map_fd("slots"), NSLOTS, SLOT.size * self._ncpu)
+        slots = loader.map_lookup(self._obj.map_fd("slots"), struct.pack("=I", 0), NSLOTS * SLOT.size * self._ncpu)
+        if slots is None:
+            raise EnvironmentProblem("the eBPF counter's slots cannot be read", hint="report this as a bug")
         return merge_slots(self._items("flows", FLOW_KEY.size, FLOW_VAL.size), slots, self._ncpu)
 
     def _per_cpu(self, raw: bytes, size: int) -> list[int]:

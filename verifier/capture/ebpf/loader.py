@@ -75,7 +75,6 @@ def libbpf() -> ctypes.CDLL:
             "bpf_map_update_elem": ([ci, vp, vp, ctypes.c_uint64], ci),
             "bpf_map_lookup_elem": ([ci, vp, vp], ci),
             "bpf_map_get_next_key": ([ci, vp, vp], ci),
-            "bpf_map_lookup_batch": ([ci, vp, vp, vp, vp, ctypes.POINTER(ctypes.c_uint32), vp], ci),
             "libbpf_num_possible_cpus": ([], ci),
             "libbpf_set_print": ([_PRINT_FN], vp),
             "ring_buffer__new": ([ci, _RB_SAMPLE_FN, vp, vp], vp),
@@ -160,22 +159,6 @@ def map_items(fd: int, key_size: int, value_size: int) -> Iterator[tuple[bytes, 
         if lib.bpf_map_lookup_elem(fd, key, value) == 0:  # a key deleted meanwhile is skipped
             yield key.raw, value.raw
         ctypes.memmove(prev, key, key_size)
-
-
-def array_values(fd: int, entries: int, value_size: int) -> bytes:
-    """Every value of an array map of ENTRIES, in index order, in one call (VALUE_SIZE: the whole
-    lookup buffer of one entry; per-CPU: all CPUs)."""
-    keys = ctypes.create_string_buffer(4 * entries)
-    values = ctypes.create_string_buffer(value_size * entries)
-    token = ctypes.create_string_buffer(4)
-    count = ctypes.c_uint32(entries)
-    ret = libbpf().bpf_map_lookup_batch(fd, None, token, keys, values, ctypes.byref(count), None)
-    # -ENOENT: the batch reached the array's end, which a batch of all its entries always does.
-    if ret < 0 and -errno.ENOENT not in (ret, -ctypes.get_errno()):
-        _check(ret, "map batch lookup")
-    if count.value != entries:
-        raise BpfError(errno.EIO, f"map batch lookup: {count.value} of {entries} entries")
-    return values.raw
 
 
 def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
