@@ -22,6 +22,9 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from pyroute2.netlink import NLM_F_REQUEST, NLMSG_ERROR
+from pyroute2.netlink.rtnl import RTM_GETLINK
+
 SIOCETHTOOL = 0x8946
 ETHTOOL_GSSET_INFO = 0x37
 ETHTOOL_GSTRINGS = 0x1B
@@ -30,7 +33,7 @@ ETH_SS_FEATURES = 4
 ETH_GSTRING_LEN = 32
 TSO4, TSO6 = "tx-tcp-segmentation", "tx-tcp6-segmentation"
 GSO_MAX_SEGS = 65535  # the kernel's default, where netlink does not say
-RTM_GETLINK, NLM_F_REQUEST, NLMSG_ERROR, IFLA_GSO_MAX_SEGS = 18, 1, 2, 40
+IFLA_GSO_MAX_SEGS = 40  # include/uapi/linux/if_link.h
 _NLMSG = struct.Struct("=IHHII")  # struct nlmsghdr
 _IFINFO = struct.Struct("=BxHiII")  # struct ifinfomsg
 _RTA = struct.Struct("=HH")  # struct rtattr
@@ -55,11 +58,10 @@ def _feature_names(sock: socket.socket, name: str) -> list[str]:
     info = ctypes.create_string_buffer(struct.pack("=IIQI", ETHTOOL_GSSET_INFO, 0, 1 << ETH_SS_FEATURES, 0))
     _ethtool(sock, name, info)
     count = struct.unpack_from("=I", info.raw, 16)[0]
-    strings = ctypes.create_string_buffer(
-        struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count), 12 + 32 * count
-    )
+    head = struct.pack("=III", ETHTOOL_GSTRINGS, ETH_SS_FEATURES, count)
+    strings = ctypes.create_string_buffer(head, len(head) + ETH_GSTRING_LEN * count)
     _ethtool(sock, name, strings)
-    raw = strings.raw[12:]
+    raw = strings.raw[len(head) :]
     return [raw[i * ETH_GSTRING_LEN : (i + 1) * ETH_GSTRING_LEN].split(b"\0")[0].decode() for i in range(count)]
 
 
