@@ -329,8 +329,10 @@ __attribute__((noinline)) int keep_evidence(struct __sk_buff *skb, __u32 dir, __
 }
 
 // The flow's counters on this CPU: its slot when it holds (or can take) one, else its hash entry.
-static __always_inline struct vp_flow_val *flow_counters(struct vp_flow_key *key, const __u64 *words)
+static __always_inline struct vp_flow_val *flow_counters(struct vp_frame *f)
 {
+	struct vp_flow_key *key = &f->key;
+	const __u64 *words = f->words;
 	__u32 zero = 0;
 	struct vp_slots *table = bpf_map_lookup_elem(&slots, &zero);
 	if (table) {
@@ -466,7 +468,7 @@ __attribute__((noinline)) int tcp_frame(struct __sk_buff *skb, struct vp_frame *
 	if (tcp->syn)
 		f->flag = tcp->ack ? F_SYNACK : F_SYN;
 	f->fin_rst = tcp->fin || tcp->rst;
-	struct vp_flow_val *v = flow_counters(&f->key, f->words);
+	struct vp_flow_val *v = flow_counters(f);
 	if (v)
 		add_frame(skb, f, v);
 	return 0;
