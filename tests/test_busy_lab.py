@@ -113,7 +113,17 @@ def _armed(watch: subprocess.Popen[str]) -> None:
     assert "watching" in line, line
 
 
+def _ephemeral_ports(node: str, low: int, high: int) -> None:
+    """NODE's outgoing connections take local ports from LOW-HIGH (a per-namespace sysctl)."""
+    argv = [VP, "lab", "exec", node, "--", "sysctl", "-q", "-w", f"net.ipv4.ip_local_port_range={low} {high}"]
+    subprocess.run(argv, check=True, cwd=REPO)
+
+
 def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None, tmp_path: Path) -> None:
+    # The source's QEMUs connect from ports inside the migration range, as one connection in about
+    # 440 does on any host (Linux's ephemeral range 32768-60999 contains 49152-49215): the way of a
+    # migration is who connected, not which end sits in the range.
+    _ephemeral_ports("node1", 49160, 49215)
     watch = subprocess.Popen(
         [VP, "lab", "exec", "node1", "--", VP, "watch", "--duration", "25", "--json", "--captures-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
@@ -128,6 +138,7 @@ def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None
         assert one.wait(120) == 0 and two.wait(120) == 0
     finally:
         out, err = watch.communicate(timeout=120)
+        _ephemeral_ports("node1", 32768, 60999)
         guest_home()
     report = json.loads(out)
     seen = {m["domain"]: m for m in report["migrations"]}
@@ -135,6 +146,9 @@ def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None
     assert seen["vm01"]["observed_interface"] == "san0" and seen["vm01"]["direction"] == "outbound"
     assert seen["vm02"]["observed_interface"] == "br0" and seen["vm02"]["direction"] == "outbound"
     assert seen["vm01"]["bytes"] > 50_000_000 and seen["vm02"]["bytes"] > 50_000_000
+    # Both QEMUs' connections ("client:port -> server:port"), from ports inside the range.
+    sources = [int(e.split(" -> ")[0].rsplit(":", 1)[1]) for e in report["stream"]["endpoints"]]
+    assert len(sources) >= 2 and all(49160 <= port <= 49215 for port in sources), report["stream"]["endpoints"]
 
 
 def test_watch_on_the_destination_attributes_the_stream_to_the_incoming_qemu(lab: None, tmp_path: Path) -> None:

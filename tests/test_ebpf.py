@@ -264,6 +264,27 @@ def test_equal_to_ring_engine(pair: list[subprocess.Popen[bytes]]) -> None:
     assert all(c["first_payload"] for c in ours["connections"])
 
 
+def test_a_client_port_inside_the_ranges_is_still_the_client(pair: list[subprocess.Popen[bytes]]) -> None:
+    """Both ends in the watched ranges, the client's port the lower (as a source QEMU's ephemeral
+    port can fall inside 49152-49215): the SYN, not the ports, says who connected, in both engines.
+    By the ports alone the lower one would be taken for the server."""
+    server, client = 5210, 5205
+    argv = ["ip", "netns", "exec", NS_B, "iperf3", "-s", "-1", "-p", str(server), "-B", ADDR_B]
+    extra = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: _listening(server), timeout=30, interval=0.05)
+        proc = _engine("--ring", seconds=3.0)
+        _ns(NS_A, "iperf3", "-c", ADDR_B, "-p", str(server), "--cport", str(client), "-n", "20M", "-b", "1G")
+        result = _result(proc)
+    finally:
+        extra.kill()
+        extra.wait()
+    for engine in ("ebpf", "ring"):
+        data = [c for c in result[engine]["connections"] if client in (c["client_port"], c["server_port"])]
+        assert [(c["client_port"], c["server_port"]) for c in data] == [(client, server)], engine
+        assert data[0]["payload_to_server"] >= 20 * 2**20, engine
+
+
 def test_nothing_left_after_interrupt(pair: list[subprocess.Popen[bytes]]) -> None:
     proc = _engine(seconds=60)
     try:

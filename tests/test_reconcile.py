@@ -5,6 +5,7 @@ from __future__ import annotations
 from verifier import reconcile
 from verifier.model import (
     CaptureResult,
+    Connection,
     Expectation,
     Facts,
     Interface,
@@ -158,7 +159,8 @@ def test_watch_splits_a_guest_that_leaves_and_comes_back_into_two_migrations() -
     back = OwnedFlow("198.18.0.11", 49153, "198.18.0.12", 50000, "ESTABLISHED", 2, 20, "qemu (vm01)", "migration")
     other = OwnedFlow("198.18.0.11", 40001, "198.18.0.12", 49154, "ESTABLISHED", 3, 30, "qemu (vm02)", "migration")
     gluster = OwnedFlow("198.18.0.11", 49152, "198.18.0.12", 51000, "ESTABLISHED", 4, 40, "glusterfsd", "foreign")
-    groups = reconcile.by_domain((out, back, other, gluster), ports)
+    seen = CaptureResult((), (), ports, 0.0, 1.0, 128, "tcp")  # no connection seen: the ports decide
+    groups = reconcile.by_domain((out, back, other, gluster), seen)
     assert [(guest, way, o.owner_pid, o.flows) for guest, way, o in groups] == [
         ("vm01", "inbound", 20, (back,)),
         ("vm01", "outbound", 10, (out,)),
@@ -166,3 +168,19 @@ def test_watch_splits_a_guest_that_leaves_and_comes_back_into_two_migrations() -
     ]
     inbound = groups[0][2]
     assert set(inbound.foreign) == {out, other, gluster}
+
+
+def test_watch_tells_the_way_by_who_connected_when_the_source_port_is_in_the_range() -> None:
+    """A source QEMU whose ephemeral port fell inside the migration range (49166 -> 49153): both
+    ends are in the range, and the capture's SYN says which one connected. An incoming QEMU that
+    accepted from such a port is still inbound."""
+    ports = ((49152, 49215),)
+    out = OwnedFlow("203.0.113.11", 49166, "203.0.113.12", 49153, "ESTABLISHED", 1, 10, "qemu (vm02)", "migration")
+    back = OwnedFlow("203.0.113.11", 49154, "203.0.113.12", 49170, "ESTABLISHED", 2, 20, "qemu (vm01)", "migration")
+    conns = (
+        Connection("203.0.113.11", 49166, "203.0.113.12", 49153, 50 * MB, 0, 1000, ("br0",)),
+        Connection("::ffff:203.0.113.12", 49170, "203.0.113.11", 49154, 50 * MB, 0, 1000, ("br0",)),
+    )
+    captured = CaptureResult((), conns, ports, 0.0, 1.0, 128, "tcp")
+    ways = [(guest, way) for guest, way, _ in reconcile.by_domain((out, back), captured)]
+    assert ways == [("vm01", "inbound"), ("vm02", "outbound")]

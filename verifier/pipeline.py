@@ -183,7 +183,7 @@ def run_watch(opts: JobOptions, b: Backends, duration: float | None, until_idle:
         captured = capture.stop()
         flows = sampler.stop() if sampler else ()
     migration = MigrationResult(MigrationStatus.NOT_RUN, migrate_uri=None, duration_s=captured.ended_at - started)
-    each = reconcile.by_domain(flows, captured.ports)  # one per guest, QEMU and way
+    each = reconcile.by_domain(flows, captured)  # one per guest, QEMU and way
     seen = reconcile.per_domain(topology, captured, each, opts.expectation, migration)
     own = attribute(captured, reconcile.all_qemu(flows, sampler.problem) if sampler else None)
     leg = reconcile.decide(

@@ -13,6 +13,7 @@ from verifier.errors import exit_code_for
 from verifier.model import (
     CaptureResult,
     Expectation,
+    FlowKey,
     MigrationResult,
     MigrationSeen,
     MigrationStatus,
@@ -20,6 +21,8 @@ from verifier.model import (
     Ownership,
     Topology,
     Verdict,
+    canonical_ip,
+    flow_key,
 )
 from verifier.reconcile.verdict import decide
 
@@ -58,19 +61,35 @@ def worst(verdicts: list[Verdict]) -> Verdict:
     return max(verdicts, key=lambda v: exit_code_for(v, MigrationStatus.COMPLETED))
 
 
-def direction_of(flow: OwnedFlow, ports: tuple[tuple[int, int], ...]) -> str:
-    """An incoming QEMU listens on the migration port: its end of the connection is the server."""
-    return "inbound" if in_ranges(flow.local_port, ports) else "outbound"
+def servers_of(captured: CaptureResult) -> dict[FlowKey, tuple[str, int]]:
+    """Each captured connection's server end (canonical address, port), by connection key. The
+    capture orients a connection by its SYN when it saw one, by the port range only otherwise."""
+    return {
+        flow_key(c.client, c.client_port, c.server, c.server_port): (canonical_ip(c.server), c.server_port)
+        for c in captured.connections
+    }
 
 
-def by_domain(flows: tuple[OwnedFlow, ...], ports: tuple[tuple[int, int], ...]) -> list[tuple[str, str, Ownership]]:
+def direction_of(flow: OwnedFlow, servers: dict[FlowKey, tuple[str, int]], ports: tuple[tuple[int, int], ...]) -> str:
+    """Inbound when this host's end is the server (an incoming QEMU accepted the connection),
+    outbound when it connected. Not by the port range alone: a source QEMU's ephemeral port can
+    fall inside it (Linux's 32768-60999 contains 49152-49215), and then both ends are in it. The
+    range decides only a connection the capture did not see."""
+    server = servers.get(flow.key)
+    if server is None:
+        return "inbound" if in_ranges(flow.local_port, ports) else "outbound"
+    return "inbound" if server == (canonical_ip(flow.local), flow.local_port) else "outbound"
+
+
+def by_domain(flows: tuple[OwnedFlow, ...], captured: CaptureResult) -> list[tuple[str, str, Ownership]]:
     """One (guest, direction, Ownership) per migration, i.e. per guest, QEMU process and way, in
     that order: that QEMU's flows, and everyone else's as foreign."""
+    servers = servers_of(captured)
     groups: dict[tuple[str, str, int], list[OwnedFlow]] = {}
     for f in flows:
         if f.role == "migration":
             guest = f.owner[len("qemu (") : -1]
-            groups.setdefault((guest, direction_of(f, ports), f.pid or 0), []).append(f)
+            groups.setdefault((guest, direction_of(f, servers, captured.ports), f.pid or 0), []).append(f)
     out = []
     for (guest, direction, pid), group in sorted(groups.items()):
         mine = tuple(group)
