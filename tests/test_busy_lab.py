@@ -42,6 +42,32 @@ def test_bulk_tcp_on_49152_over_the_lan_is_foreign(lab: None, tmp_path: Path) ->
     assert report["stream"]["server_ports"] == [49153]
 
 
+def _ephemeral_ports(node: str, low: int, high: int) -> None:
+    """NODE's outgoing connections take local ports from LOW-HIGH (a per-namespace sysctl)."""
+    argv = [VP, "lab", "exec", node, "--", "sysctl", "-q", "-w", f"net.ipv4.ip_local_port_range={low} {high}"]
+    subprocess.run(argv, check=True, cwd=REPO)
+
+
+def test_a_source_connecting_from_ports_inside_the_range_is_not_a_program_on_them(lab: None, tmp_path: Path) -> None:
+    """node1's own connections (verify-path's and libvirtd's to node2's libvirtd, QEMU's migration
+    stream) all from ports inside 49152-49215, as one connection in about 440 is on any host. One
+    opened before the capture was called a server on a migration port (a false port-range-shared
+    naming verify-path itself) until this host's listening sockets put it the right way round."""
+    _ephemeral_ports("node1", 49160, 49215)
+    try:
+        code, report, err = verify_path("node1", "vm01", "node2", "--via", "san0", "--expect", "san0", tmp=tmp_path)
+    finally:
+        _ephemeral_ports("node1", 32768, 60999)
+        guest_home()
+    assert code == 0, err
+    assert report["attribution"] == "ownership" and report["observed_interface"] == "san0"
+    assert 0.95 <= report["coverage"]["ratio"] <= 1.05
+    (stream,) = report["stream"]["endpoints"]  # the setting took: QEMU connected from inside the range
+    assert 49160 <= int(stream.split(" -> ")[0].rsplit(":", 1)[1]) <= 49215, stream
+    assert not _findings(report, "port-range-shared"), report["foreign"]
+    assert all(f["server_port"] == 16509 for f in report["foreign"]), report["foreign"]
+
+
 def test_mirror_lan_migration_with_bulk_on_the_san_port_range_fails_naming_br0(lab: None, tmp_path: Path) -> None:
     with load.foreign_flow("node2", "node1", SAN2, 49152, 40):
         code, report, err = verify_path("node1", "vm01", "node2", "--expect", "san0", tmp=tmp_path)
@@ -111,12 +137,6 @@ def _armed(watch: subprocess.Popen[str]) -> None:
     assert watch.stderr is not None
     line = watch.stderr.readline()
     assert "watching" in line, line
-
-
-def _ephemeral_ports(node: str, low: int, high: int) -> None:
-    """NODE's outgoing connections take local ports from LOW-HIGH (a per-namespace sysctl)."""
-    argv = [VP, "lab", "exec", node, "--", "sysctl", "-q", "-w", f"net.ipv4.ip_local_port_range={low} {high}"]
-    subprocess.run(argv, check=True, cwd=REPO)
 
 
 def test_watch_reports_each_concurrent_migration_on_its_own(lab_two_guests: None, tmp_path: Path) -> None:

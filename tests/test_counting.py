@@ -65,6 +65,15 @@ def test_syn_orients_the_connection_client_to_server() -> None:
         assert (conn.client, conn.client_port, conn.server, conn.server_port) == (*client, *server), first_flags
         assert (conn.payload_to_server, conn.payload_to_client) == (900, 30)
         assert conn.packets == 3
+        assert conn.by_syn  # known, not guessed: attribute.py leaves it as it is
+
+
+def test_a_connection_older_than_the_capture_is_oriented_by_the_ports_and_says_so() -> None:
+    c = Counter(PORTS, T0)
+    data = frame(SRC, 16509, DST, 49202, payload=b"d" * 300)  # no SYN: the end in the range is taken
+    c.add("eth0", True, T0, data, len(data))
+    (conn,) = c.result().connections
+    assert (conn.server_port, conn.by_syn) == (49202, False)
 
 
 def test_client_port_in_range_towards_libvirtd_is_not_a_stream() -> None:

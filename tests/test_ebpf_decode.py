@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import socket
 
+from verifier.capture.counting import Counter
 from verifier.capture.ebpf.decode import (
     CONFIG,
     DEV,
+    F_SYN,
     FLOW_KEY,
     FLOW_VAL,
     HW_TSO4,
@@ -21,6 +23,7 @@ from verifier.capture.ebpf.decode import (
     NSLOTS,
     SLOT,
     config,
+    fill_counter,
     merge_slots,
 )
 from verifier.capture.ebpf.devices import Segmentation
@@ -56,6 +59,23 @@ def test_a_flow_in_a_slot_on_one_cpu_and_in_the_map_on_another_is_one_flow() -> 
     assert _per_cpu_bytes(merged[a]) == [1000, 500]
     assert _per_cpu_bytes(merged[b]) == [70, 0]
     assert all(len(v) == NCPU * FLOW_VAL.size for v in merged.values())
+
+
+def test_a_connection_is_known_to_be_oriented_by_its_syn_only_when_one_was_counted() -> None:
+    """Two connections between ports in the range, client port below the server's (49160 ->
+    49200): one with its SYN counted, one older than the capture. The first is oriented by the
+    SYN and says so; the second is a guess (the lower port taken for the server) and says so."""
+    addr = socket.inet_aton("198.18.210.1") + bytes(12)
+    peer = socket.inet_aton("198.18.210.2") + bytes(12)
+    seen = FLOW_KEY.pack(7, 1, 4, 49160, 49200, addr, peer)
+    older = FLOW_KEY.pack(7, 1, 4, 49170, 49201, addr, peer)
+    with_syn = FLOW_VAL.pack(2000, 3, 1800, F_SYN, *([0] * 2 * NBINS))
+    items = [(seen, with_syn + bytes(FLOW_VAL.size)), (older, _val(2000) + bytes(FLOW_VAL.size))]
+    counter = Counter(((49152, 49215),), 0.0)
+    counter.ensure("san0")
+    fill_counter(counter, items, [], {}, {7: "san0"}, NCPU)
+    got = {(c.client_port, c.server_port, c.by_syn) for c in counter.result().connections}
+    assert got == {(49160, 49200, True), (49201, 49170, False)}
 
 
 def test_nothing_in_the_slots_leaves_the_map_as_it_was() -> None:

@@ -31,6 +31,7 @@ from verifier.owners import (
     owner_of_inode,
     socket_inodes,
 )
+from verifier.owners.domains import DomainsSampler
 from verifier.owners.pacing import FAST_FOR, Pacer
 from verifier.sockdiag import TcpSocket, TcpSocketLister, tcp_sockets
 
@@ -698,3 +699,20 @@ def test_wake_ups_hand_the_connections_they_name_to_the_next_look() -> None:
     pacer.wake([a])
     pacer.wake()  # a capture that names nothing (the ring engine's replay, a test)
     assert pacer._take() == (True, ())  # then the look dumps the socket table
+
+
+def test_watch_sampler_records_listeners_without_looking_up_their_owner(server: socket.socket, tmp_path: Path) -> None:
+    """`watch` orients a connection older than the capture by this host's listening ports
+    (attribute.py), so the watch sampler keeps each listener on the ports: as nobody's, because a
+    listener carries no bytes and a /proc walk for it would be wasted."""
+    client = socket.create_connection((LO, port(server)))
+    child, _ = server.accept()
+    try:
+        sampler = DomainsSampler(((port(server), port(server)),), proc=tmp_path)  # an empty /proc
+        flows = sampler.stop()  # never started: one look
+    finally:
+        child.close()
+        client.close()
+    listeners = [f for f in flows if f.state == "LISTEN"]
+    assert [(f.local_port, f.owner, f.pid, f.role) for f in listeners] == [(port(server), "unknown", None, "foreign")]
+    assert {f.state for f in flows} == {"LISTEN", "ESTABLISHED"}  # and the connection's two ends

@@ -29,6 +29,7 @@ from verifier.model import (
     OwnedFlow,
     Ownership,
     Severity,
+    canonical_ip,
     flow_key,
 )
 from verifier.render.units import human_bytes
@@ -75,7 +76,9 @@ def attribute(capture: CaptureResult, ownership: Ownership | None, vm: str = "")
         )
     owner_text = ownership.owner if ownership else None
     mine = tuple(replace(c, owner=_owner(c, owners, owner_text)) for c in own)
-    foreign = tuple(_foreign(c, others) for c in conns if c not in own)
+    sockets = (*ownership.flows, *ownership.foreign) if ownership else ()
+    serving = {f.local_port for f in sockets if f.state == "LISTEN"}  # this host's listening ports
+    foreign = tuple(_foreign(_reoriented(c, others, serving), others) for c in conns if c not in own)
     if mode == Attribution.OWNERSHIP:
         findings += _disagreements(mine, foreign, vm)
     busy = set(ownership.busy_ports) if ownership else set()
@@ -118,6 +121,30 @@ def _key(c: Connection) -> FlowKey:
 def _owner(c: Connection, owners: dict[FlowKey, OwnedFlow], fallback: str | None) -> str | None:
     flow = owners.get(_key(c))
     return flow.owner if flow is not None else fallback
+
+
+def _reoriented(c: Connection, sockets: dict[FlowKey, OwnedFlow], serving: set[int]) -> Connection:
+    """C the right way round. Without its SYN, the capture took the end in the port ranges for
+    the server; a local client whose ephemeral port fell inside them (an iSCSI session, ssh, our
+    own libvirt connection, each a port in 49152-49215 about once in 440 connections) was then
+    called a server on a migration port. This host's socket settles it: a local end is a server
+    only where something listens on its port."""
+    sock = sockets.get(_key(c))
+    if c.by_syn or sock is None or sock.local_port in serving:
+        return c
+    if (canonical_ip(sock.local), sock.local_port) != (canonical_ip(c.server), c.server_port):
+        return c  # the local end is the client already
+    return replace(
+        c,
+        client=c.server,
+        client_port=c.server_port,
+        server=c.client,
+        server_port=c.client_port,
+        payload_to_server=c.payload_to_client,
+        payload_to_client=c.payload_to_server,
+        first_payload=c.first_payload_server,
+        first_payload_server=c.first_payload,
+    )
 
 
 def _foreign(c: Connection, others: dict[FlowKey, OwnedFlow]) -> ForeignFlow:

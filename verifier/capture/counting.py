@@ -63,6 +63,7 @@ class _Conn:
     # they were read from: a bridge and its port see the same bytes, read them from one only.
     first: list[bytes] = field(default_factory=lambda: [b"", b""])
     first_iface: list[str | None] = field(default_factory=lambda: [None, None])
+    by_syn: bool = False  # oriented by its SYN, not guessed from the ports
 
 
 class Counter:
@@ -131,7 +132,7 @@ class Counter:
                 key, to_server = rkey, False
             else:
                 key, to_server = self._orient(seg.src, seg.sport, seg.dst, seg.dport, seg.flags)
-                conn = self.conns[key] = _Conn()
+                conn = self.conns[key] = _Conn(by_syn=bool(seg.flags & TCP_SYN))
         way = 0 if to_server else 1
         fast_key = (iface, bytes(data[26:38])) if _is_plain_ipv4(data, linktype) else None
         if not in_ranges(key[3], self.ports):
@@ -247,6 +248,7 @@ class Counter:
                     first_payload_server=c.first[1].hex(),
                     kind=classify(sport, c.first[0], c.first[1]),
                     per_interface=tuple(_counts(name, f) for name, f in sorted(c.per_iface.items())),
+                    by_syn=c.by_syn,
                 )
             )
         conns.sort(key=lambda c: -(c.payload_to_server + c.payload_to_client))

@@ -62,6 +62,9 @@ class Connection:
     # This connection's own counts per interface, so a verdict can rest on the migration's own
     # connections alone (working data: the run keeps the per-interface totals, not these).
     per_interface: tuple[InterfaceCount, ...] = field(default=(), metadata=INTERNAL)
+    # The capture saw its SYN: who connected is known, not guessed from the ports (a connection
+    # older than the capture, from an ephemeral port inside the ranges, is guessed wrong).
+    by_syn: bool = field(default=False, metadata=INTERNAL)
 
 
 @dataclass(frozen=True)

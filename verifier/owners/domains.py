@@ -77,7 +77,12 @@ class DomainsSampler:
             self._owners.new_look()
             for s in sockets:
                 key = s.endpoints
-                if s.state == "LISTEN" or not s.inode or self._settled(key):
+                if s.state == "LISTEN":
+                    # Which local ports serve: a connection the capture saw no SYN of is oriented
+                    # by them (attribute.py). Nobody's look-up: a listener carries no bytes.
+                    self._flows.setdefault(key, s.owned(None, "unknown", "foreign"))
+                    continue
+                if not s.inode or self._settled(key):
                     continue
                 if s.inode not in self._known or self._handing_over(s.inode):
                     self._known[s.inode] = self._owners.find(s.inode)

@@ -128,8 +128,9 @@ def fill_counter(
         if name is None:
             continue
         flow = _tuple(key)
-        conn_key, to_server = _orient(counter, syn, flow)
+        conn_key, to_server, by_syn = _orient(counter, syn, flow)
         conn = counter.conns.setdefault(conn_key, _Conn())
+        conn.by_syn = conn.by_syn or by_syn
         stats = counter.ifaces[name]
         packets[name] += npackets
         if not in_ranges(conn_key[3], ports):
@@ -193,12 +194,13 @@ def _add(target: _Iface, tx: bool, nbytes: int, packets: int, payload: int, tent
 
 def _orient(
     counter: Counter, syn: dict[tuple[str, int, str, int], int], flow: tuple[str, int, str, int]
-) -> tuple[tuple[str, int, str, int], bool]:
-    """(connection key, FLOW goes to the server): a SYN seen either way decides, as in Counter."""
+) -> tuple[tuple[str, int, str, int], bool, bool]:
+    """(connection key, FLOW goes to the server, decided by a SYN): a SYN seen either way decides,
+    as in Counter; without one, the ports."""
     src, sport, dst, dport = flow
     for seen in (flow, (dst, dport, src, sport)):
         flags = syn.get(seen, 0)
         if flags & (F_SYN | F_SYNACK):
             conn, fwd = counter._orient(*seen, TCP_SYN if flags & F_SYN else TCP_SYN | TCP_ACK)
-            return conn, fwd == (seen == flow)
-    return counter._orient(src, sport, dst, dport, 0)
+            return conn, fwd == (seen == flow), True
+    return *counter._orient(src, sport, dst, dport, 0), False
