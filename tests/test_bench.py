@@ -154,6 +154,30 @@ def test_lab_targets_come_from_the_migration_case() -> None:
     assert "pooled (3 + 3): medians 0.975, means 1.073" in found[-2].detail
     assert "unwatched against unwatched" not in found[-2].detail  # 3 samples: no two disjoint sets of 3
     assert "1024 MiB guest" in table.run_table(_run(migration=migration))
+    assert "job time" not in found[-2].detail  # an older run without libvirt's job times
+
+
+def test_libvirts_job_time_is_pooled_beside_the_wall_time() -> None:
+    """virsh's wall time carries the source QEMU's teardown (polled every 200 ms by libvirt); the
+    job's own time is reported beside it, pooled the same way, with its own null range."""
+    migration = {
+        "guest_memory_mib": 1024,
+        "guest_data_mib": 896,
+        "migration_s": 3.0,
+        "migration_watched_s": 3.0,
+        "duration_ratio": 1.0,
+        "time_to_verdict_beyond_migration_s": 0.8,
+        "migrations_unwatched_s": [3.0, 3.0, 3.2, 3.0],
+        "migrations_watched_s": [3.0, 3.2, 3.0, 3.0],
+        "jobs_unwatched_s": [1.0, 1.2, 1.4, 1.6],
+        "jobs_watched_s": [1.2, 1.4, 1.6, 1.8],
+    }
+    (target,) = [t for t in table.targets([_run(migration=migration)]) if t.name.startswith("migration duration")]
+    assert "libvirt's job time alone: medians 1.154, means 1.154 (4 + 4)" in target.detail
+    assert "medians of 2: " in target.detail.split("job time")[1]  # its null range, from 4 unwatched
+    assert "libvirt's job time watched / unwatched (medians): 1.154 (1.50 s / 1.30 s)" in table.run_table(
+        _run(migration=migration)
+    )
 
 
 def test_the_null_range_is_what_two_draws_of_unwatched_migrations_show() -> None:
@@ -203,7 +227,12 @@ def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     assert "iperf3" in one["ours_owners_foreign"], one
     assert 0 < one["ours_owners_cpu_s"] < one["ours_process_cpu_s"]
     assert one["ours_owners_dumps"] < one["ours_owners_samples"]
-    assert results["migration"]["time_to_verdict_beyond_migration_s"] > 0
+    migration = results["migration"]
+    assert migration["time_to_verdict_beyond_migration_s"] > 0
+    # libvirt's own time of each migration, within virsh's wall time of it (one round: 2 + 2).
+    for side in ("unwatched", "watched"):
+        jobs, walls = migration[f"jobs_{side}_s"], migration[f"migrations_{side}_s"]
+        assert len(jobs) == len(walls) == 2 and all(0 < j < w for j, w in zip(jobs, walls, strict=True)), migration
     analyze = results["analyze"]
     assert analyze["ours_frames"] == analyze["frames"] and analyze["tshark_rows"] == 1
     assert "ours/tcpdump" in proc.stdout  # the table
