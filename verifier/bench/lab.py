@@ -92,10 +92,10 @@ def migrate(src: str, dst: str) -> float:
 def job_s(dst: str) -> float | None:
     """libvirt's own duration of the migration that just ended ("Time elapsed" of the completed
     job on DST): the transfer and the switch-over, where a capture could slow it, without virsh's
-    start-up, the destination QEMU's start or the source QEMU's teardown. That teardown ends in
-    libvirt's wait for the old QEMU to exit, which polls every 200 ms (virProcessKillPainfully):
-    virsh's wall time minus this one comes in steps of 0.2 s (1.23, 1.43, 1.63, 2.03 s over 24
-    migrations). None when libvirt does not say."""
+    start-up, the destination QEMU's start or the source QEMU's teardown. virsh's wall time minus
+    this one came in steps of 0.2 s (1.23, 1.43, 1.63, 2.03, 2.23 s over 24 migrations), as
+    libvirt's wait for the old QEMU to exit polls (virProcessKillPainfully: "polling is on a 0.2s
+    interval"). None when libvirt does not say."""
     done = _virsh(dst, "domjobinfo", NAME, "--completed", timeout=60)
     for line in done.stdout.splitlines():
         key, _, value = line.partition(":")
