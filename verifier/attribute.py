@@ -29,8 +29,6 @@ from verifier.model import (
     OwnedFlow,
     Ownership,
     Severity,
-    canonical_ip,
-    flow_key,
 )
 from verifier.render.units import human_bytes
 
@@ -53,7 +51,7 @@ def attribute(capture: CaptureResult, ownership: Ownership | None, vm: str = "")
     findings: list[Finding] = []
     if owners:
         mode = Attribution.OWNERSHIP
-        own = [c for c in conns if _key(c) in owners]
+        own = [c for c in conns if c.key in owners]
     elif any(c.kind in MIGRATION_KINDS for c in conns):
         mode = Attribution.CLASSIFICATION
         own = [c for c in conns if c.kind in MIGRATION_KINDS]
@@ -114,12 +112,8 @@ def shared_ports(
     return out
 
 
-def _key(c: Connection) -> FlowKey:
-    return flow_key(c.client, c.client_port, c.server, c.server_port)
-
-
 def _owner(c: Connection, owners: dict[FlowKey, OwnedFlow], fallback: str | None) -> str | None:
-    flow = owners.get(_key(c))
+    flow = owners.get(c.key)
     return flow.owner if flow is not None else fallback
 
 
@@ -129,10 +123,10 @@ def _reoriented(c: Connection, sockets: dict[FlowKey, OwnedFlow], serving: set[i
     own libvirt connection, each a port in 49152-49215 about once in 440 connections) was then
     called a server on a migration port. This host's socket settles it: a local end is a server
     only where something listens on its port."""
-    sock = sockets.get(_key(c))
+    sock = sockets.get(c.key)
     if c.by_syn or sock is None or sock.local_port in serving:
         return c
-    if (canonical_ip(sock.local), sock.local_port) != (canonical_ip(c.server), c.server_port):
+    if sock.local_end != c.server_end:
         return c  # the local end is the client already
     return replace(
         c,
@@ -148,7 +142,7 @@ def _reoriented(c: Connection, sockets: dict[FlowKey, OwnedFlow], serving: set[i
 
 
 def _foreign(c: Connection, others: dict[FlowKey, OwnedFlow]) -> ForeignFlow:
-    flow = others.get(_key(c))
+    flow = others.get(c.key)
     wire = max((i.bytes_tx + i.bytes_rx for i in c.per_interface), default=0)
     return ForeignFlow(
         c.client,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from verifier.model.ownership import FlowKey, canonical_ip, flow_key
 from verifier.model.serial import INTERNAL
 
 
@@ -65,6 +66,16 @@ class Connection:
     # The capture saw its SYN: who connected is known, not guessed from the ports (a connection
     # older than the capture, from an ephemeral port inside the ranges, is guessed wrong).
     by_syn: bool = field(default=False, metadata=INTERNAL)
+
+    @property
+    def key(self) -> FlowKey:
+        """As OwnedFlow.key: a socket and a captured connection of the same 4-tuple match."""
+        return flow_key(self.client, self.client_port, self.server, self.server_port)
+
+    @property
+    def server_end(self) -> tuple[str, int]:
+        """(address, port) of the end that accepted, in the spelling of OwnedFlow.local_end."""
+        return canonical_ip(self.server), self.server_port
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,11 @@ class OwnedFlow:
     def key(self) -> FlowKey:
         return flow_key(self.local, self.local_port, self.remote, self.remote_port)
 
+    @property
+    def local_end(self) -> tuple[str, int]:
+        """This host's (address, port), in the spelling of Connection.server_end."""
+        return canonical_ip(self.local), self.local_port
+
 
 @dataclass(frozen=True)
 class Ownership:

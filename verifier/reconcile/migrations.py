@@ -21,8 +21,6 @@ from verifier.model import (
     Ownership,
     Topology,
     Verdict,
-    canonical_ip,
-    flow_key,
 )
 from verifier.reconcile.verdict import decide
 
@@ -64,10 +62,7 @@ def worst(verdicts: list[Verdict]) -> Verdict:
 def servers_of(captured: CaptureResult) -> dict[FlowKey, tuple[str, int]]:
     """Each captured connection's server end (canonical address, port), by connection key. The
     capture orients a connection by its SYN when it saw one, by the port range only otherwise."""
-    return {
-        flow_key(c.client, c.client_port, c.server, c.server_port): (canonical_ip(c.server), c.server_port)
-        for c in captured.connections
-    }
+    return {c.key: c.server_end for c in captured.connections}
 
 
 def direction_of(flow: OwnedFlow, servers: dict[FlowKey, tuple[str, int]], ports: tuple[tuple[int, int], ...]) -> str:
@@ -78,7 +73,7 @@ def direction_of(flow: OwnedFlow, servers: dict[FlowKey, tuple[str, int]], ports
     server = servers.get(flow.key)
     if server is None:
         return "inbound" if in_ranges(flow.local_port, ports) else "outbound"
-    return "inbound" if server == (canonical_ip(flow.local), flow.local_port) else "outbound"
+    return "inbound" if server == flow.local_end else "outbound"
 
 
 def by_domain(flows: tuple[OwnedFlow, ...], captured: CaptureResult) -> list[tuple[str, str, Ownership]]:
