@@ -197,9 +197,7 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
     watched = [t for m in mig for t in m.get("migrations_watched_s", ())]
     pooled = ""
     if plain and watched:
-        medians = statistics.median(watched) / statistics.median(plain)
-        pooled = f"; pooled ({len(plain)} + {len(watched)}): medians {medians:.3f}, means "
-        pooled += f"{statistics.mean(watched) / statistics.mean(plain):.3f}"
+        pooled = f"; pooled ({len(plain)} + {len(watched)}): {_ratios(plain, watched)}"
         per_run = len(mig[0].get("migrations_unwatched_s", ()))
         noise = null_range(plain, per_run)
         if noise:
@@ -225,10 +223,15 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
     return out
 
 
+def _ratios(plain: list[float], watched: list[float]) -> str:
+    """Watched over unwatched, pooled: the medians' and the means' ratios."""
+    medians = statistics.median(watched) / statistics.median(plain)
+    return f"medians {medians:.3f}, means {statistics.mean(watched) / statistics.mean(plain):.3f}"
+
+
 def _pooled(plain: list[float], watched: list[float]) -> str:
     """Watched over unwatched, pooled: medians, means, and the null range of medians of half as many."""
-    text = f"medians {statistics.median(watched) / statistics.median(plain):.3f}, means "
-    text += f"{statistics.mean(watched) / statistics.mean(plain):.3f} ({len(plain)} + {len(watched)})"
+    text = f"{_ratios(plain, watched)} ({len(plain)} + {len(watched)})"
     half = len(plain) // 2
     noise = null_range(plain, half)
     return text + (f", unwatched against unwatched, medians of {half}: {noise[0]:.2f}-{noise[1]:.2f}" if noise else "")
