@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 from verifier import profiles
 from verifier.capture.counting import in_ranges
+from verifier.capture.streams import classify
 from verifier.model import (
     Attribution,
     Bin,
@@ -138,6 +139,9 @@ def _reoriented(c: Connection, sockets: dict[FlowKey, OwnedFlow], serving: set[i
         payload_to_client=c.payload_to_server,
         first_payload=c.first_payload_server,
         first_payload_server=c.first_payload,
+        # The kind as the capture would have named it the right way round (the server's port
+        # and who sent which first bytes decide it).
+        kind=classify(c.client_port, bytes.fromhex(c.first_payload_server), bytes.fromhex(c.first_payload)),
     )
 
 
