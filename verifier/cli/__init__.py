@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import gc
 import os
 import sys
 import traceback
@@ -133,4 +134,11 @@ def _silence_stdout() -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # Everything is written and closed by now. Without this, the interpreter's final garbage
+    # collections walk every object matplotlib, numpy and scapy left behind: 0.14-0.19 s between
+    # the verdict and the exit, in the lab's jobs (strace: no system call in that time), which a
+    # script waiting for the exit code sees as time to verdict. Frozen, they are skipped (0.02 s);
+    # atexit handlers and the flushing of open files still run.
+    gc.freeze()
+    sys.exit(code)
