@@ -157,6 +157,34 @@ def test_lab_targets_come_from_the_migration_case() -> None:
     assert "job time" not in found[-2].detail  # an older run without libvirt's job times
 
 
+def test_what_watching_takes_from_each_migration_is_bounded_by_its_own_cpu_and_frames() -> None:
+    """The watch process's CPU and one eBPF run per frame, at the slowest run time of the same bench
+    run, over each watched migration's wall time."""
+    migration = {
+        "guest_memory_mib": 1024,
+        "guest_data_mib": 896,
+        "migration_s": 3.0,
+        "migration_watched_s": 3.0,
+        "duration_ratio": 1.0,
+        "time_to_verdict_beyond_migration_s": 0.8,
+        "migrations_unwatched_s": [3.0, 3.0],
+        "migrations_watched_s": [2.0, 4.0],
+        "watch_cpu_s": [0.01, 0.0],
+        "watch_frames": [50_000, 100_000],
+    }
+    accuracy = [
+        _case("one stream san0", ours_bpf_cpu_s=0.2, ours_bpf_runs=1_000_000),  # 200 ns a run
+        _case("two streams san0+san1", ours_bpf_cpu_s=0.1, ours_bpf_runs=1_000_000),
+        _case("one stream san0", engine="ring", ours_bpf_cpu_s=0.0, ours_bpf_runs=0),
+    ]
+    run = _run(migration=migration, accuracy=accuracy)
+    # (0.01 + 50,000 x 200 ns) / 2.0 s = 1.0 %; (0 + 100,000 x 200 ns) / 4.0 s = 0.5 %
+    assert table.watch_shares(run) == pytest.approx([0.01, 0.005])
+    (target,) = [t for t in table.targets([run]) if t.name.startswith("migration duration")]
+    assert "watching's own CPU during each watched migration: at most 0.5-1.0 % of its time" in target.detail
+    assert table.watch_shares(_run(migration=migration | {"watch_cpu_s": []}, accuracy=accuracy)) == []
+
+
 def test_libvirts_job_time_is_pooled_beside_the_wall_time() -> None:
     """virsh's wall time carries the source QEMU's teardown (polled every 200 ms by libvirt); the
     job's own time is reported beside it, pooled the same way, with its own null range."""
@@ -233,6 +261,12 @@ def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     for side in ("unwatched", "watched"):
         jobs, walls = migration[f"jobs_{side}_s"], migration[f"migrations_{side}_s"]
         assert len(jobs) == len(walls) == 2 and all(0 < j < w for j, w in zip(jobs, walls, strict=True)), migration
+    # What watching took from each watched migration: its CPU, and the frames its programs saw
+    # (256 MiB of data in 64 KiB super-packets at most: 4096 frames at least).
+    watched = zip(migration["watch_cpu_s"], migration["migrations_watched_s"], strict=True)
+    assert all(0 <= cpu < wall for cpu, wall in watched), migration
+    assert len(migration["watch_frames"]) == 2 and min(migration["watch_frames"]) >= 4096, migration
+    assert "watching's own CPU during each watched migration" in proc.stdout
     analyze = results["analyze"]
     assert analyze["ours_frames"] == analyze["frames"] and analyze["tshark_rows"] == 1
     assert "ours/tcpdump" in proc.stdout  # the table

@@ -11,17 +11,25 @@ After one untimed round trip, each round migrates the guest node1 -> node2 -> no
 and the same two watched by `verify-path watch --until-idle` on the source node (as it would be
 deployed, default engine), unwatched first in even rounds and watched first in odd ones, so slow
 drift of the machine's load and a migration's place in the round fall on both sides alike.
+
+The lab's migrations vary by 13-15 % (coefficient of variation) whether watched or not, so their
+durations cannot show a 3 % cost with 30 a side. What watching takes from a migration is also
+measured directly: the watch process's CPU time over the migration (all its threads), and the
+frames that passed its interfaces meanwhile, each of which ran one eBPF program (table.py prices
+them at the slowest run time the same bench run measured).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +112,31 @@ def job_s(dst: str) -> float | None:
     return None
 
 
-def watched_migrate(src: str, dst: str, captures: Path) -> float:
+@dataclass(frozen=True)
+class Watched:
+    took_s: float  # virsh's wall time
+    cpu_s: float  # the watch process's CPU time from armed to the migration's end
+    frames: int  # frames on the source's interfaces (lo aside) meanwhile: one program run each
+
+
+def _cpu_s(pid: int) -> float:
+    """utime + stime of PID, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _frames(pid: int) -> int:
+    """Packets received and sent on every interface of PID's network namespace but lo."""
+    total = 0
+    for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]:
+        name, _, counts = line.partition(":")
+        if name.strip() != "lo":
+            values = counts.split()
+            total += int(values[1]) + int(values[9])
+    return total
+
+
+def watched_migrate(src: str, dst: str, captures: Path) -> Watched:
     """A migration while `verify-path watch` (default engine) captures on the source node."""
     argv = [str(VENV_BIN / "verify-path"), "watch", "--until-idle", "2", "--captures-dir", str(captures), "--json"]
     watch = subprocess.Popen(inside(src, *argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -118,11 +150,13 @@ def watched_migrate(src: str, dst: str, captures: Path) -> float:
                 break
         if not line:
             raise RuntimeError(f"verify-path watch did not start: {''.join(seen)}")
+        cpu0, frames0 = _cpu_s(watch.pid), _frames(watch.pid)  # ip netns exec execs: its pid
         took = migrate(src, dst)
+        cpu, frames = _cpu_s(watch.pid) - cpu0, _frames(watch.pid) - frames0
         out, err = watch.communicate(timeout=120)
         if watch.returncode not in (0, 1, 3):  # verdicts; anything else is a failure of the watch
             raise RuntimeError(f"verify-path watch failed ({watch.returncode}): {err[-2000:]}")
-        return took
+        return Watched(took, cpu, frames)
     finally:
         if watch.poll() is None:
             watch.kill()
@@ -154,7 +188,7 @@ def lab_case(memory_mib: int, data_mib: int, rounds: int, tmp: Path, progress: C
         control.up(control.LabOptions(), progress=lambda m: progress(f"lab: {m}"))
     with big_guest(memory_mib, data_mib, progress):
         plain: list[float] = []
-        watched: list[float] = []
+        watched: list[Watched] = []
         jobs: dict[str, list[float]] = {"unwatched": [], "watched": []}  # libvirt's job time of each
         # Untimed: the first migration after the guest started took 4.2-4.6 s in three runs
         # against a median of 3.5 s, and it fell on the unwatched side only.
@@ -185,12 +219,14 @@ def lab_case(memory_mib: int, data_mib: int, rounds: int, tmp: Path, progress: C
             migrate("node2", "node1")
     # Medians: one migration in the lab now and then takes twice as long for reasons of its own
     # (6.7 s against 3.0 s around it, unwatched), and a mean of a few would follow that one.
-    mean_plain, mean_watched = statistics.median(plain), statistics.median(watched)
+    mean_plain, mean_watched = statistics.median(plain), statistics.median(w.took_s for w in watched)
     return {
         "guest_memory_mib": memory_mib,
         "guest_data_mib": data_mib,
         "migrations_unwatched_s": plain,
-        "migrations_watched_s": watched,
+        "migrations_watched_s": [w.took_s for w in watched],
+        "watch_cpu_s": [w.cpu_s for w in watched],  # during each watched migration, in order
+        "watch_frames": [w.frames for w in watched],
         "jobs_unwatched_s": jobs["unwatched"],
         "jobs_watched_s": jobs["watched"],
         "migration_s": mean_plain,  # medians (the keys keep their names)

@@ -206,6 +206,8 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
     jobs_watched = [t for m in mig for t in m.get("jobs_watched_s", ())]
     if jobs_plain and jobs_watched:
         pooled += f"; libvirt's job time alone: {_pooled(jobs_plain, jobs_watched)}"
+    if shares := [100 * s for run in runs for s in watch_shares(run)]:
+        pooled += f"; watching's own CPU during each watched migration: at most {_fmt(shares, 1)} % of its time"
     out.append(
         Target(
             "migration duration watched / unwatched <= 1.03 (1 GiB guest, san0)",
@@ -221,6 +223,18 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
         )
     )
     return out
+
+
+def watch_shares(run: dict[str, Any]) -> list[float]:
+    """Each watched migration's bound on what watching took from it, over its wall time: the watch
+    process's CPU, plus one eBPF run per frame on the node's interfaces at the slowest run time of
+    this bench run's cases (which includes the statistics' own clock reads)."""
+    m = run.get("migration") or {}
+    per_run = [c["ours_bpf_cpu_s"] / c["ours_bpf_runs"] for c in run["accuracy"] if c.get("ours_bpf_runs")]
+    if not per_run or not m.get("watch_cpu_s"):
+        return []
+    runs = zip(m["watch_cpu_s"], m["watch_frames"], m["migrations_watched_s"], strict=True)
+    return [(cpu + frames * max(per_run)) / took for cpu, frames, took in runs]
 
 
 def _ratios(plain: list[float], watched: list[float]) -> str:
