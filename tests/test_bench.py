@@ -51,6 +51,21 @@ def _run(**over: Any) -> dict[str, Any]:
     return run | over
 
 
+def _migration(**over: Any) -> dict[str, Any]:
+    """A lab case's results: a 1 GiB guest whose migrations all took 3 s."""
+    migration: dict[str, Any] = {
+        "guest_memory_mib": 1024,
+        "guest_data_mib": 896,
+        "migration_s": 3.0,
+        "migration_watched_s": 3.0,
+        "duration_ratio": 1.0,
+        "time_to_verdict_beyond_migration_s": 0.8,
+        "migrations_unwatched_s": [3.0, 3.0],
+        "migrations_watched_s": [3.0, 3.0],
+    }
+    return migration | over
+
+
 def test_ratios_count_the_ebpf_run_time_and_split_off_setup() -> None:
     r = table.ratios(_case("one stream san0"))
     assert r["bytes_vs_tcpdump"] == 1.0
@@ -139,16 +154,13 @@ def test_ring_rows_do_not_count_toward_the_default_engines_targets() -> None:
 
 
 def test_lab_targets_come_from_the_migration_case() -> None:
-    migration = {
-        "guest_memory_mib": 1024,
-        "guest_data_mib": 896,
-        "migration_s": 4.0,
-        "migration_watched_s": 4.2,
-        "duration_ratio": 1.05,
-        "time_to_verdict_beyond_migration_s": 0.8,
-        "migrations_unwatched_s": [3.0, 4.0, 4.0],
-        "migrations_watched_s": [3.5, 3.9, 4.4],
-    }
+    migration = _migration(
+        migration_s=4.0,
+        migration_watched_s=4.2,
+        duration_ratio=1.05,
+        migrations_unwatched_s=[3.0, 4.0, 4.0],
+        migrations_watched_s=[3.5, 3.9, 4.4],
+    )
     found = table.targets([_run(migration=migration)])
     assert [t.met for t in found[-2:]] == [False, True]
     assert "pooled (3 + 3): medians 0.975, means 1.073" in found[-2].detail
@@ -174,18 +186,7 @@ def test_iperf3_pairs_are_pooled_over_the_runs_beside_the_cpu_we_take_from_it() 
 def test_what_watching_takes_from_each_migration_is_bounded_by_its_own_cpu_and_frames() -> None:
     """The watch process's CPU and one eBPF run per frame, at the slowest run time of the same bench
     run, over each watched migration's wall time."""
-    migration = {
-        "guest_memory_mib": 1024,
-        "guest_data_mib": 896,
-        "migration_s": 3.0,
-        "migration_watched_s": 3.0,
-        "duration_ratio": 1.0,
-        "time_to_verdict_beyond_migration_s": 0.8,
-        "migrations_unwatched_s": [3.0, 3.0],
-        "migrations_watched_s": [2.0, 4.0],
-        "watch_cpu_s": [0.01, 0.0],
-        "watch_frames": [50_000, 100_000],
-    }
+    migration = _migration(migrations_watched_s=[2.0, 4.0], watch_cpu_s=[0.01, 0.0], watch_frames=[50_000, 100_000])
     accuracy = [
         _case("one stream san0", ours_bpf_cpu_s=0.2, ours_bpf_runs=1_000_000),  # 200 ns a run
         _case("two streams san0+san1", ours_bpf_cpu_s=0.1, ours_bpf_runs=1_000_000),
@@ -202,18 +203,12 @@ def test_what_watching_takes_from_each_migration_is_bounded_by_its_own_cpu_and_f
 def test_libvirts_job_time_is_pooled_beside_the_wall_time() -> None:
     """virsh's wall time carries the source QEMU's teardown (polled every 200 ms by libvirt); the
     job's own time is reported beside it, pooled the same way, with its own null range."""
-    migration = {
-        "guest_memory_mib": 1024,
-        "guest_data_mib": 896,
-        "migration_s": 3.0,
-        "migration_watched_s": 3.0,
-        "duration_ratio": 1.0,
-        "time_to_verdict_beyond_migration_s": 0.8,
-        "migrations_unwatched_s": [3.0, 3.0, 3.2, 3.0],
-        "migrations_watched_s": [3.0, 3.2, 3.0, 3.0],
-        "jobs_unwatched_s": [1.0, 1.2, 1.4, 1.6],
-        "jobs_watched_s": [1.2, 1.4, 1.6, 1.8],
-    }
+    migration = _migration(
+        migrations_unwatched_s=[3.0, 3.0, 3.2, 3.0],
+        migrations_watched_s=[3.0, 3.2, 3.0, 3.0],
+        jobs_unwatched_s=[1.0, 1.2, 1.4, 1.6],
+        jobs_watched_s=[1.2, 1.4, 1.6, 1.8],
+    )
     (target,) = [t for t in table.targets([_run(migration=migration)]) if t.name.startswith("migration duration")]
     assert "libvirt's job time alone: medians 1.154, means 1.154 (4 + 4)" in target.detail
     assert "medians of 2: " in target.detail.split("job time")[1]  # its null range, from 4 unwatched
