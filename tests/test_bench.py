@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, guest_home
 
 from verifier.bench import lab as bench_lab
-from verifier.bench import pooled, table, tools
+from verifier.bench import pooled, programs, table, tools
 
 
 def _case(name: str, engine: str = "ebpf", **over: Any) -> dict[str, Any]:
@@ -73,6 +73,26 @@ def test_ratios_count_the_ebpf_run_time_and_split_off_setup() -> None:
     # ours: (0.5 process + 0.2 eBPF) / 30 GB; tcpdump: 0.3 / 30 GB
     assert r["cpu_per_gb_vs_tcpdump"] == pytest.approx(0.7 / 0.3)
     assert r["cpu_per_gb_armed_vs_tcpdump"] == pytest.approx(0.3 / 0.3)
+
+
+def test_the_statistics_own_cost_is_measured_beside_ours_and_left_in_the_targets_figure() -> None:
+    # Ours: 0.5 s process + 0.2 s eBPF over 2M runs (100 ns each); the empty program beside ours
+    # ran as often, 40 ns each: 0.08 s of our 0.2 s is the statistics' own clock reads.
+    measured = {"ours_bpf_runs": 2_000_000, "instrument_bpf_cpu_s": 0.1, "instrument_bpf_runs": 2_500_000}
+    case = _case("one stream san0", **measured)
+    assert programs.ns_per_run(case) == pytest.approx(100.0)
+    assert programs.ns_per_run(case, "instrument") == pytest.approx(40.0)
+    r = table.ratios(case)
+    assert r["cpu_per_gb_less_instrument_vs_tcpdump"] == pytest.approx((0.7 - 0.08) / 0.3)
+    assert r["cpu_per_gb_vs_tcpdump"] == pytest.approx(0.7 / 0.3)  # the target's figure keeps them
+    run = _run(accuracy=[case, _case("two streams san0+san1"), _case("offloads off san0")])
+    cpu = next(t for t in table.targets([run]) if t.name.startswith("CPU per GB"))
+    assert cpu.met is False
+    assert "empty program beside ours, on the same frames: 40 ns per run against our 100;" in cpu.detail
+    assert "less that (the statistics' own clock reads): 2.07x" in cpu.detail
+    # Results from before the instrument: no such text, and NaN rather than a made-up figure.
+    assert "empty program" not in table.targets_text([_run()])
+    assert math.isnan(table.ratios(_case("one stream san0"))["cpu_per_gb_less_instrument_vs_tcpdump"])
 
 
 def test_a_missing_reference_gives_nan_not_a_crash() -> None:
@@ -194,10 +214,10 @@ def test_what_watching_takes_from_each_migration_is_bounded_by_its_own_cpu_and_f
     ]
     run = _run(migration=migration, accuracy=accuracy)
     # (0.01 + 50,000 x 200 ns) / 2.0 s = 1.0 %; (0 + 100,000 x 200 ns) / 4.0 s = 0.5 %
-    assert table.watch_shares(run) == pytest.approx([0.01, 0.005])
+    assert programs.watch_shares(run) == pytest.approx([0.01, 0.005])
     (target,) = [t for t in table.targets([run]) if t.name.startswith("migration duration")]
     assert "watching's own CPU during each watched migration: at most 0.5-1.0 % of its time" in target.detail
-    assert table.watch_shares(_run(migration=migration | {"watch_cpu_s": []}, accuracy=accuracy)) == []
+    assert programs.watch_shares(_run(migration=migration | {"watch_cpu_s": []}, accuracy=accuracy)) == []
 
 
 def test_libvirts_job_time_is_pooled_beside_the_wall_time() -> None:
@@ -257,6 +277,10 @@ def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     one = cases["one stream san0"]
     assert one["accuracy_vs_tcpdump"] >= 0.999 and one["ours_drops"] == 0, one
     assert one["counter_ok"]
+    # The empty program beside ours (the statistics' own cost) ran on every frame ours ran on, on
+    # the same hooks over a window enclosing ours, and cost less per run than ours.
+    assert one["instrument_bpf_runs"] >= one["ours_bpf_runs"] > 0, one
+    assert 0 < programs.ns_per_run(one, "instrument") < programs.ns_per_run(one), one
     assert 0.99 <= one["payload_vs_iperf"] <= 1.01
     # Ownership was sampled beside the default engine, as verify-path does: the stand-in QEMU was
     # found and iperf3's connection on the watched port was named as another program's.

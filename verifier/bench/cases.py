@@ -16,7 +16,7 @@ from typing import Any
 
 from verifier.bench import netns
 from verifier.bench.netns import CLIENT, SERVER
-from verifier.bench.tools import Sniffer, Tcpdump, iperf
+from verifier.bench.tools import Instrument, Sniffer, Tcpdump, iperf
 
 ENGINES = ("default", "ring")  # sniff.py's --engine values
 PORTS = (49152, 49153)  # one iperf3 server per stream, inside the watched range
@@ -27,10 +27,10 @@ def streams_on(ifaces: list[str]) -> list[tuple[str, int]]:
     return [(netns.link(i).server, PORTS[n]) for n, i in enumerate(ifaces)]
 
 
-def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp: Path) -> dict[str, Any]:
-    """ENGINE and tcpdump on IFACES (in the client namespace) while iperf3 sends over each of them."""
-    work = tmp / f"{name}-{engine}".replace(" ", "_").replace("+", "_")
-    work.mkdir(parents=True, exist_ok=True)
+def _capture_both(
+    engine: str, ifaces: list[str], seconds: float, work: Path
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """ENGINE's result, tcpdump's per interface and iperf3's per stream, for one iperf3 run."""
     # The default engine samples ownership too, as verify-path does while it counts.
     ours = Sniffer(CLIENT, engine, ifaces, work / "pcaps", owners=engine == "default")
     dumps: dict[str, Tcpdump] = {}
@@ -46,7 +46,23 @@ def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp
             d.proc.wait()
         raise
     theirs = {i: d.stop() for i, d in dumps.items()}
-    mine = ours.result()
+    return ours.result(), theirs, sent
+
+
+def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp: Path) -> dict[str, Any]:
+    """ENGINE and tcpdump on IFACES (in the client namespace) while iperf3 sends over each of them."""
+    work = tmp / f"{name}-{engine}".replace(" ", "_").replace("+", "_")
+    work.mkdir(parents=True, exist_ok=True)
+    # The default engine's figure includes what the run-time statistics count of their own clock
+    # reads: an empty program on the same hooks measures that, on the same frames (instrument.py).
+    # Attached first, so tcx runs it before ours.
+    instrument = Instrument(CLIENT, ifaces) if engine == "default" else None
+    try:
+        mine, theirs, sent = _capture_both(engine, ifaces, seconds, work)
+        empty = instrument.result() if instrument is not None else {}
+    finally:
+        if instrument is not None:
+            instrument.kill()  # when something above failed; a no-op once it has answered
     shutil.rmtree(work, ignore_errors=True)  # tmpfs: the ring's full pcaps reach hundreds of MB
     counted = [mine["interfaces"][i] for i in ifaces]
     return {
@@ -70,6 +86,8 @@ def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp
         "ours_bpf_cpu_s": mine["bpf_run_time_ns"] / 1e9,
         "ours_bpf_runs": mine["bpf_run_cnt"],
         "ours_bpf_programs": mine["bpf_programs"],
+        "instrument_bpf_cpu_s": empty["run_time_ns"] / 1e9 if empty else None,
+        "instrument_bpf_runs": empty.get("run_cnt"),
         "tcpdump_bytes": sum(t["bytes"] for t in theirs.values()),
         "tcpdump_frames": sum(t["frames"] for t in theirs.values()),
         "tcpdump_drops": sum(t["drops"] or 0 for t in theirs.values()),

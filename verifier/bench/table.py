@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from verifier.bench import pooled
+from verifier.bench.programs import instrument_s, ns_per_run, watch_shares
 
 NAN = float("nan")
 TSO_CASES = ("one stream san0", "two streams san0+san1")
@@ -41,6 +42,11 @@ def ratios(case: dict[str, Any]) -> dict[str, float]:
         # Armed to stopped only: what counting costs per GB once running (tcpdump's figure
         # keeps its own, small, start-up).
         "cpu_per_gb_armed_vs_tcpdump": _div(_div(ours_cpu_s(case, setup=False), ours_gb), theirs_per_gb),
+        # Less what the run-time statistics count of their own clock reads in each of our runs, as
+        # the empty program beside ours measured it on the same frames (bench/instrument.py).
+        "cpu_per_gb_less_instrument_vs_tcpdump": _div(
+            _div(ours_cpu_s(case) - instrument_s(case), ours_gb), theirs_per_gb
+        ),
         # Our CPU with the ownership sampler's thread / without it (both measured in this case).
         "cpu_with_owners_vs_without": _div(ours_cpu_s(case), ours_cpu_s(case) - float(case["ours_owners_cpu_s"]))
         if case.get("ours_owners_cpu_s") is not None
@@ -181,7 +187,8 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
         Target(
             "CPU per GB <= 1.0x tcpdump's (process + eBPF run time, start-up included)",
             bool(every) and all(v <= 1.0 for v in every),
-            "; ".join(f"{k} {_fmt(v, 2)}x (armed only {_fmt(armed[k], 2)}x)" for k, v in cpu.items()),
+            "; ".join(f"{k} {_fmt(v, 2)}x (armed only {_fmt(armed[k], 2)}x)" for k, v in cpu.items())
+            + _instrument_text(_cases(runs, names)),
         )
     )
     out.append(_owners_target(runs, names))
@@ -230,16 +237,19 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
     return out
 
 
-def watch_shares(run: dict[str, Any]) -> list[float]:
-    """Each watched migration's bound on what watching took from it, over its wall time: the watch
-    process's CPU, plus one eBPF run per frame on the node's interfaces at the slowest run time of
-    this bench run's cases (which includes the statistics' own clock reads)."""
-    m = run.get("migration") or {}
-    per_run = [c["ours_bpf_cpu_s"] / c["ours_bpf_runs"] for c in run["accuracy"] if c.get("ours_bpf_runs")]
-    if not per_run or not m.get("watch_cpu_s"):
-        return []
-    runs = zip(m["watch_cpu_s"], m["watch_frames"], m["migrations_watched_s"], strict=True)
-    return [(cpu + frames * max(per_run)) / took for cpu, frames, took in runs]
+def _instrument_text(cases: list[dict[str, Any]]) -> str:
+    """The empty program's run time per run beside ours, and the CPU ratios less it (cases that
+    measured it; older results did not)."""
+    measured = [c for c in cases if c.get("instrument_bpf_runs")]
+    if not measured:
+        return ""
+    empty = _fmt([ns_per_run(c, "instrument") for c in measured], 0)
+    ours = _fmt([ns_per_run(c) for c in measured], 0)
+    less = _fmt([ratios(c)["cpu_per_gb_less_instrument_vs_tcpdump"] for c in measured], 2)
+    return (
+        f"; an empty program beside ours, on the same frames: {empty} ns per run against our {ours};"
+        f" our CPU per GB less that (the statistics' own clock reads): {less}x"
+    )
 
 
 def _owners_target(runs: list[dict[str, Any]], names: tuple[str, ...]) -> Target:

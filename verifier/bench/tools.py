@@ -78,7 +78,39 @@ class Tcpdump:
         }
 
 
-class Sniffer:
+class _Armed:
+    """A process of ours that prints "armed" on stderr once ready, then one JSON object on stdout
+    when a line reaches its stdin."""
+
+    def __init__(self, argv: list[str], what: str) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        if "armed" not in line:
+            try:  # it is exiting: its traceback says why
+                _out, err = self.proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                _out, err = self.proc.communicate()
+            raise RuntimeError(f"{what} failed to arm: {line}{err}")
+        self.what = what
+
+    def result(self) -> dict[str, Any]:
+        out, err = self.proc.communicate("stop\n", timeout=300)
+        if self.proc.returncode:
+            raise RuntimeError(f"{self.what} failed: {err[-2000:]}")
+        data: dict[str, Any] = json.loads(out)
+        return data
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+class Sniffer(_Armed):
     """Our capture in its own process (sniff.py): armed when constructed, counts until result()."""
 
     def __init__(
@@ -90,30 +122,16 @@ class Sniffer:
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             argv += ["--out", str(out)]
-        self.proc = subprocess.Popen(
-            inside(ns, *argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()
-        if "armed" not in line:
-            try:  # it is exiting: its traceback says why
-                _out, err = self.proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                _out, err = self.proc.communicate()
-            raise RuntimeError(f"sniffer ({engine}) failed to arm: {line}{err}")
+        super().__init__(inside(ns, *argv), f"sniffer ({engine})")
 
-    def result(self) -> dict[str, Any]:
-        out, err = self.proc.communicate("stop\n", timeout=300)
-        if self.proc.returncode:
-            raise RuntimeError(f"sniffer failed: {err[-2000:]}")
-        data: dict[str, Any] = json.loads(out)
-        return data
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
+class Instrument(_Armed):
+    """The empty program beside our capture (instrument.py): what the run-time statistics count of
+    themselves per program run, on the same frames; result() gives run_time_ns and run_cnt."""
+
+    def __init__(self, ns: str, ifaces: list[str]) -> None:
+        argv = [sys.executable, "-m", "verifier.bench.instrument", "--interfaces", ",".join(ifaces)]
+        super().__init__(inside(ns, *argv), "the empty eBPF program")
 
 
 def iperf(client_ns: str, server_ns: str, streams: list[tuple[str, int]], seconds: float) -> list[dict[str, Any]]:

@@ -617,4 +617,14 @@ int vp_egress(struct __sk_buff *skb)
 	return TCX_NEXT;
 }
 
+// The benchmark's instrument, never attached by verify-path: an empty program that the bench
+// attaches beside the two above (verifier/bench/instrument.py). Its run time per run is what the
+// kernel's run-time statistics count of their own clock reads and of the call, in every program's
+// figure: measured in the same run, on the same frames, it separates our programs' own time.
+SEC("tc")
+int vp_noop(struct __sk_buff *skb)
+{
+	return TCX_NEXT;
+}
+
 char LICENSE[] SEC("license") = "GPL";
