@@ -188,7 +188,7 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
             "CPU per GB <= 1.0x tcpdump's (process + eBPF run time, start-up included)",
             bool(every) and all(v <= 1.0 for v in every),
             "; ".join(f"{k} {_fmt(v, 2)}x (armed only {_fmt(armed[k], 2)}x)" for k, v in cpu.items())
-            + _instrument_text(_cases(runs, names)),
+            + _instrument_text(runs, names),
         )
     )
     out.append(_owners_target(runs, names))
@@ -237,18 +237,22 @@ def targets(runs: list[dict[str, Any]]) -> list[Target]:
     return out
 
 
-def _instrument_text(cases: list[dict[str, Any]]) -> str:
-    """The empty program's run time per run beside ours, and the CPU ratios less it (cases that
-    measured it; older results did not)."""
-    measured = [c for c in cases if c.get("instrument_bpf_runs")]
+def _instrument_text(runs: list[dict[str, Any]], names: tuple[str, ...]) -> str:
+    """The empty program's run time per run beside ours, and the CPU ratios less it per case (cases
+    that measured it; older results did not)."""
+    measured = [c for c in _cases(runs, names) if c.get("instrument_bpf_runs")]
     if not measured:
         return ""
     empty = _fmt([ns_per_run(c, "instrument") for c in measured], 0)
     ours = _fmt([ns_per_run(c) for c in measured], 0)
-    less = _fmt([ratios(c)["cpu_per_gb_less_instrument_vs_tcpdump"] for c in measured], 2)
+    less = {
+        name: [ratios(c)["cpu_per_gb_less_instrument_vs_tcpdump"] for c in measured if c["case"] == name]
+        for name in names
+    }
     return (
         f"; an empty program beside ours, on the same frames: {empty} ns per run against our {ours};"
-        f" our CPU per GB less that (the statistics' own clock reads): {less}x"
+        " our CPU per GB less that (the statistics' clock reads and the call): "
+        + "; ".join(f"{name} {_fmt(v, 2)}x" for name, v in less.items() if v)
     )
 
 
