@@ -264,6 +264,27 @@ def test_the_bench_guest_is_the_lab_guest_with_more_memory(tmp_path: Path) -> No
     assert bench_lab.data_max_mib(1024) == 1024 - 64 - 32
 
 
+def test_a_processes_cpu_is_read_to_the_microsecond_with_its_threads() -> None:
+    # A child burns CPU in a thread that has ended, and in its main thread, then reports its own
+    # CPU clock and waits: ours must read the same time, not a multiple of 10 ms clock ticks.
+    script = (
+        "import threading, time\n"
+        "def burn(s):\n    t = time.process_time()\n    while time.process_time() - t < s: pass\n"
+        "th = threading.Thread(target=burn, args=(0.05,)); th.start(); th.join(); burn(0.033)\n"
+        "print(time.process_time(), flush=True); input()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        own = float(child.stdout.readline())
+        seen = bench_lab._cpu_s(child.pid)
+    finally:
+        child.communicate("\n")
+    assert own >= 0.083
+    assert 0 <= seen - own < 0.002, (seen, own)
+    assert abs(seen * 100 - round(seen * 100)) > 1e-6, seen  # not whole clock ticks
+
+
 @pytest.mark.lab
 def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
