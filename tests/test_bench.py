@@ -302,7 +302,10 @@ def test_bench_smoke_run_with_the_lab(lab: None, tmp_path: Path) -> None:
     # the same hooks over a window enclosing ours, and cost less per run than ours.
     assert one["instrument_bpf_runs"] >= one["ours_bpf_runs"] > 0, one
     assert 0 < programs.ns_per_run(one, "instrument") < programs.ns_per_run(one), one
-    assert 0.99 <= one["payload_vs_iperf"] <= 1.01
+    # Every byte iperf3 sent crossed san0, and so did each segment it retransmitted (up to one MSS,
+    # 1448 bytes here, each): on a busy machine veth's backlog drops 1 % of the segments and more.
+    resent = one["ours_payload"] - one["iperf_sent"]
+    assert 0 <= resent <= one["iperf_retransmits"] * 1448 + 65536, one
     # Ownership was sampled beside the default engine, as verify-path does: the stand-in QEMU was
     # found and iperf3's connection on the watched port was named as another program's.
     assert one["ours_owners_found_standin"] is True, one

@@ -154,7 +154,11 @@ def iperf(client_ns: str, server_ns: str, streams: list[tuple[str, int]], second
         for client in clients:
             out, _ = client.communicate(timeout=seconds + 60)
             end = json.loads(out)["end"]["sum_sent"]
-            results.append({"bytes": int(end["bytes"]), "bps": float(end["bits_per_second"])})
+            # Retransmitted segments: payload on the wire that the sent bytes do not count again.
+            retransmits = int(end.get("retransmits", 0))
+            results.append(
+                {"bytes": int(end["bytes"]), "bps": float(end["bits_per_second"]), "retransmits": retransmits}
+            )
         for server in servers:
             server.wait(timeout=30)
         return results
