@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from conftest import VP, guest_home, in_node, lab_up, require_lab, running_on, verify_path
 
+from verifier.lab.spec import LAN_RATE
+
 pytestmark = pytest.mark.lab
 
 MIB = 1 << 20
@@ -46,8 +48,13 @@ def test_a_guest_dirtying_faster_than_the_lan_never_converges_there(busy_guest: 
     assert Path(report["run_dir"], "run.json").exists()
     d = report["diagnosis"]
     assert d["class"] == "not-converging" and d["converged"] is False, d  # the evidence, if not
+    # The guest rewrites at most its cap; under TCG its vCPU shares two cores with both QEMUs'
+    # migration threads, so a slower host dirties less while migrating (116 MB/s on 2026-11-27,
+    # against 157 MB/s that QEMU's calc-dirty-rate measured just before, in the forecast), but
+    # never less than the link sends: that is why it never converges.
     cap_bps = DIRTY["dirty_rate"] * MIB * 8
-    assert d["dirty_rate_bps"] and 0.75 * cap_bps <= d["dirty_rate_bps"] <= 1.25 * cap_bps, d
+    assert d["dirty_rate_bps"] and 0.5 * cap_bps <= d["dirty_rate_bps"] <= 1.25 * cap_bps, d
+    assert d["dirty_rate_bps"] >= 0.9 * d["transfer_rate_bps"], d
     assert d["iterations"] >= 3
     fix = _finding(report, "not-converging")["fix"]
     assert "--auto-converge" in fix and "--postcopy" in fix and "--via san0" in fix
@@ -63,6 +70,40 @@ def idle_lab(lab: None) -> None:
     return None
 
 
+SLOW_LAN = "300mbit"  # well under what the TCG sender sends (0.79-0.9 Gbit/s over the 1 Gbit/s LAN)
+
+
+@pytest.fixture
+def slow_lan(lab: None) -> Iterator[None]:
+    """node1's LAN shaped to SLOW_LAN for one test, as the lab shapes it (network.py), then back.
+    An idle 256 MiB guest filled the 1 Gbit/s LAN on a fast host (91 %) but not on a slower one
+    (79 %, sender-bound), so the shaped link is made the one limit whatever the host's pace."""
+
+    def shape(rate: str) -> None:
+        argv = (
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            "eth0",
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "512kb",
+            "latency",
+            "20ms",
+        )
+        in_node("node1", *argv, check=True)
+
+    shape(SLOW_LAN)
+    try:
+        yield
+    finally:
+        shape(LAN_RATE)
+
+
 def test_a_bandwidth_cap_is_named_and_holds_the_wire_rate(idle_lab: None, tmp_path: Path) -> None:
     code, report, err = verify_path("node1", "vm01", "node2", "--via", "san0", "--bandwidth", "20", tmp=tmp_path)
     guest_home()
@@ -74,14 +115,14 @@ def test_a_bandwidth_cap_is_named_and_holds_the_wire_rate(idle_lab: None, tmp_pa
     assert report["options"]["bandwidth"] == 20
 
 
-def test_an_idle_guest_fills_the_shaped_lan(idle_lab: None, tmp_path: Path) -> None:
+def test_an_idle_guest_fills_the_shaped_lan(slow_lan: None, tmp_path: Path) -> None:
     code, report, err = verify_path("node1", "vm01", "node2", tmp=tmp_path)
     guest_home()
     assert code == 0, err
     d = report["diagnosis"]
-    assert d["class"] == "link-bound" and d["link_rate_bps"] == 1_000_000_000
+    assert d["class"] == "link-bound" and d["link_rate_bps"] == 300_000_000, d
     assert d["wire_rate_bps"] >= 0.9 * d["link_rate_bps"], d
-    assert any("1 Gbit/s" in e for e in d["evidence"])
+    assert any("300 Mbit/s" in e for e in d["evidence"]), d["evidence"]
 
 
 def test_an_idle_guest_over_san0_gets_the_class_its_numbers_support(idle_lab: None, tmp_path: Path) -> None:
