@@ -109,7 +109,8 @@ def _engine(*extra: str, seconds: float = 30.0) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "verifier.capture.ebpf", DEV_A, "--seconds", str(seconds), *extra]
     for r in RANGES:
         argv += ["--ports", r]
-    proc = subprocess.Popen(["ip", "netns", "exec", NS_A, *argv], stdout=subprocess.PIPE, text=True)
+    stdin = subprocess.PIPE if "--until-stdin" in extra else None
+    proc = subprocess.Popen(["ip", "netns", "exec", NS_A, *argv], stdin=stdin, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "armed", "the engine did not start"
     return proc
@@ -273,9 +274,13 @@ def test_a_client_port_inside_the_ranges_is_still_the_client(pair: list[subproce
     extra = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: _listening(server), timeout=30, interval=0.05)
-        proc = _engine("--ring", seconds=3.0)
+        # Counting ends when iperf3 has: a fixed 3 s window once closed on the transfer's last
+        # megabyte on a loaded machine (19.9 of 20 MiB counted, 2026-11-27).
+        proc = _engine("--ring", "--until-stdin", seconds=60.0)
         _ns(NS_A, "iperf3", "-c", ADDR_B, "-p", str(server), "--cport", str(client), "-n", "20M", "-b", "1G")
-        result = _result(proc)
+        out, _ = proc.communicate("stop\n", timeout=60)
+        assert proc.returncode == 0
+        result = json.loads(out.splitlines()[-1])
     finally:
         extra.kill()
         extra.wait()

@@ -1,12 +1,13 @@
 """Run the eBPF engine (and optionally the ring engine beside it) for a while and print JSON.
 
-`python -m verifier.capture.ebpf IFACE... --ports LO-HI [--ports ...] [--seconds S] [--ring] [--out DIR]`
+`python -m verifier.capture.ebpf IFACE... --ports LO-HI [--ports ...] [--seconds S] [--until-stdin]
+[--ring] [--out DIR]`
 
 For tests and measurements that must run inside another network namespace (`ip netns exec`):
-prints "armed" once counting, then after S seconds (or at SIGINT, which leaves through the
-with-block like a Ctrl-C in verify-path, exit 130) one JSON object: each engine's CaptureResult,
-this process's CPU seconds and the programs' run_time_ns/run_cnt (non-zero only while
-kernel.bpf_stats_enabled=1).
+prints "armed" once counting, then after S seconds (with --until-stdin, at a line or EOF on stdin
+if that comes first) one JSON object: each engine's CaptureResult, this process's CPU seconds and
+the programs' run_time_ns/run_cnt (non-zero only while kernel.bpf_stats_enabled=1). SIGINT leaves
+through the with-block like a Ctrl-C in verify-path, exit 130, without the JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import os
+import select
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("interfaces", nargs="+")
     parser.add_argument("--ports", type=_range, action="append", required=True)
     parser.add_argument("--seconds", type=float, default=3600.0)
+    parser.add_argument(
+        "--until-stdin", action="store_true", help="stop at a line or EOF on stdin, or after --seconds if sooner"
+    )
     parser.add_argument("--ring", action="store_true", help="run the ring engine (live.py) at the same time")
     parser.add_argument("--out", type=Path, default=None, help="write the eBPF engine's evidence pcaps here")
     args = parser.parse_args(argv)
@@ -58,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                 ring = stack.enter_context(LiveCapture(args.interfaces, ports, None))
             cpu0 = os.times()
             print("armed", flush=True)
-            time.sleep(args.seconds)
+            if args.until_stdin:  # the caller says when its traffic is over: no fixed window to outlast
+                select.select([sys.stdin], [], [], args.seconds)
+            else:
+                time.sleep(args.seconds)
             assert engine._obj is not None
             runs = [loader.prog_stats(fd) for fd in engine._obj.progs.values()]
             ours = dataclasses.asdict(engine.stop(drain_s=0.0))
