@@ -12,6 +12,8 @@ from verifier.hypervisor._lib import libvirt as _libvirt
 from verifier.hypervisor._lib import open_connection
 from verifier.model import MigrationRequest, MigrationResult
 
+SETTLE_S = 10.0  # the longest wait for an aborted migration's incoming copy to leave the destination
+
 
 def host_uuid(conn: Any) -> str:
     """The host UUID libvirt reports in its capabilities (libvirtd.conf host_uuid, else SMBIOS)."""
@@ -82,9 +84,16 @@ class LibvirtHypervisor:
     def source_hostname(self) -> str:
         return str(self.src.getHostname())
 
-    def locate(self, vm: str) -> str:
-        """Where the guest runs now: 'source', 'destination', 'both', 'none'."""
+    def locate(self, vm: str, settle_s: float = 0.0) -> str:
+        """Where the guest runs now: 'source', 'destination', 'both', 'none'. With SETTLE_S, first
+        wait up to that long for an aborted migration's incoming copy (active, not running: paused
+        for the incoming migration) to leave the destination: libvirt tears it down after the
+        migration call has returned, not always before (a lab test found it there at once, on a
+        slow host), and the report should describe the hosts as the operator will find them."""
         lv = _libvirt()
+        deadline = time.monotonic() + settle_s
+        while time.monotonic() < deadline and self._incoming_copy(vm):
+            time.sleep(0.2)
         found = []
         for role, conn in (("source", self.src), ("destination", self.dst)):
             try:
@@ -94,9 +103,22 @@ class LibvirtHypervisor:
                 pass
         return {0: "none", 2: "both"}.get(len(found), found[0] if found else "none")
 
+    def _incoming_copy(self, vm: str) -> bool:
+        """The destination holds VM active but not running: the incoming side of a migration."""
+        lv = _libvirt()
+        try:
+            dom = self.dst.lookupByName(vm)
+            return bool(dom.isActive()) and dom.state()[0] != lv.VIR_DOMAIN_RUNNING
+        except lv.libvirtError:
+            return False
+
     def migrate(self, req: MigrationRequest, progress: job.ProgressFn) -> MigrationResult:
         dom = self._domain(self.src, req.vm, self.source_uri)
-        return job.run(dom, req, progress, lambda: self.locate(req.vm), lambda: self._completed_stats(req.vm))
+
+        def settled() -> str:  # after a failed or aborted job
+            return self.locate(req.vm, settle_s=SETTLE_S)
+
+        return job.run(dom, req, progress, settled, lambda: self._completed_stats(req.vm))
 
     def memory_bytes(self, vm: str) -> int | None:
         """The guest's memory (virDomainGetInfo, KiB)."""
