@@ -5,13 +5,14 @@ sniff.py. It attaches count.bpf.c's `vp_noop` with tcx to each interface, ingres
 before our capture arms (tcx appends: the empty program runs first and reads nothing of the frame,
 so our programs still meet every frame's lines cold, as without it), keeps eBPF run-time
 statistics on, prints "armed" on stderr, and at a line on stdin prints
-`{"run_time_ns": ..., "run_cnt": ...}` for its two programs and exits.
+`{"run_time_ns": ..., "run_cnt": ...}` for its one program (on every hook) and exits.
 
 Why: run_time_ns is the time between two clock reads around a program. What it counts of those
 reads and of the call is in every program's figure; an empty program measures it alone, in the
 same run, on the same frames. On this machine's clock (kvm-clock) that is a large part of what
-our programs' figure says they cost (perf: about half), and it moves with the machine's pace from
-run to run, so a figure from another time cannot be subtracted.
+our programs' figure says they cost (70-93 of 199-316 ns per run in the bench's cases on
+2026-11-27), and it moves with the machine's pace from run to run, so a figure from another time
+cannot be subtracted.
 """
 
 from __future__ import annotations
