@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import VP, guest_home, in_node, lab_up, require_lab, running_on, verify_path
 
+from verifier.lab.network import shape
 from verifier.lab.spec import LAN_RATE
 
 pytestmark = pytest.mark.lab
@@ -79,29 +80,11 @@ def slow_lan(lab: None) -> Iterator[None]:
     An idle 256 MiB guest filled the 1 Gbit/s LAN on a fast host (91 %) but not on a slower one
     (79 %, sender-bound), so the shaped link is made the one limit whatever the host's pace."""
 
-    def shape(rate: str) -> None:
-        argv = (
-            "tc",
-            "qdisc",
-            "replace",
-            "dev",
-            "eth0",
-            "root",
-            "tbf",
-            "rate",
-            rate,
-            "burst",
-            "512kb",
-            "latency",
-            "20ms",
-        )
-        in_node("node1", *argv, check=True)
-
-    shape(SLOW_LAN)
+    shape("node1", "eth0", SLOW_LAN)
     try:
         yield
     finally:
-        shape(LAN_RATE)
+        shape("node1", "eth0", LAN_RATE)
 
 
 def test_a_bandwidth_cap_is_named_and_holds_the_wire_rate(idle_lab: None, tmp_path: Path) -> None:

@@ -56,26 +56,31 @@ def _configure(node: str, link: spec.LinkSpec) -> None:
     if link.bridge:
         run([*ipn, "link", "set", link.bridge, "up"])
     if link.rate:
-        # tbf needs a burst of at least one GSO super-packet (64 KiB on veth), or it stalls.
-        run(
-            [
-                "tc",
-                "-n",
-                node,
-                "qdisc",
-                "replace",
-                "dev",
-                link.name,
-                "root",
-                "tbf",
-                "rate",
-                link.rate,
-                "burst",
-                "512kb",
-                "latency",
-                "20ms",
-            ]
-        )
+        shape(node, link.name, link.rate)
+
+
+def shape(node: str, dev: str, rate: str) -> None:
+    """Shape DEV's egress in NODE's namespace to RATE (tc's syntax, e.g. "1gbit") with tbf."""
+    # tbf needs a burst of at least one GSO super-packet (64 KiB on veth), or it stalls.
+    run(
+        [
+            "tc",
+            "-n",
+            node,
+            "qdisc",
+            "replace",
+            "dev",
+            dev,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "512kb",
+            "latency",
+            "20ms",
+        ]
+    )
 
 
 def write_hosts(node: str, members: tuple[str, ...] = spec.NODES) -> None:
