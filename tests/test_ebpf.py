@@ -126,8 +126,9 @@ def _iperf(streams: int = 1) -> None:
         _ns(NS_A, "iperf3", "-c", ADDR_B, "-p", str(port), "-n", amount, "-b", rate, "-P", str(streams))
 
 
-def _result(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate(timeout=60)
+def _result(proc: subprocess.Popen[str], stop: str | None = None) -> dict[str, Any]:
+    """The engine's JSON; STOP is written to its stdin first (an engine run with --until-stdin)."""
+    out, _ = proc.communicate(stop, timeout=60)
     assert proc.returncode == 0
     result: dict[str, Any] = json.loads(out.splitlines()[-1])
     return result
@@ -278,9 +279,7 @@ def test_a_client_port_inside_the_ranges_is_still_the_client(pair: list[subproce
         # megabyte on a loaded machine (19.9 of 20 MiB counted, 2026-11-27).
         proc = _engine("--ring", "--until-stdin", seconds=60.0)
         _ns(NS_A, "iperf3", "-c", ADDR_B, "-p", str(server), "--cport", str(client), "-n", "20M", "-b", "1G")
-        out, _ = proc.communicate("stop\n", timeout=60)
-        assert proc.returncode == 0
-        result = json.loads(out.splitlines()[-1])
+        result = _result(proc, stop="stop\n")
     finally:
         extra.kill()
         extra.wait()

@@ -93,7 +93,7 @@ def accuracy_case(name: str, engine: str, ifaces: list[str], seconds: float, tmp
         "tcpdump_drops": sum(t["drops"] or 0 for t in theirs.values()),
         "tcpdump_cpu_s": sum(t["cpu_s"] for t in theirs.values()),
         "iperf_sent": sum(s["bytes"] for s in sent),
-        "iperf_retransmits": sum(s.get("retransmits", 0) for s in sent),
+        "iperf_retransmits": sum(s["retransmits"] for s in sent),
         "gbit_s": sum(s["bps"] for s in sent) / 1e9,
         "seconds": seconds,
         # The interface's own byte counters bound what any capture can have seen there.
